@@ -1,0 +1,48 @@
+package config
+
+import (
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is a merged configuration. It is read-only once loaded.
+type Config struct {
+	k       *koanf.Koanf
+	sources map[string]string // path -> "default", "profile dev", "file x.properties", "env MQD_X", "flag --set"
+	// Warnings collected while loading (unimplemented RocketMQ keys, ...).
+	Warnings []string
+}
+
+// Unmarshal fills out (a pointer to a struct with koanf tags) from the subtree at
+// path ("broker", "store", ...).
+func (c *Config) Unmarshal(path string, out any) error {
+	return c.k.UnmarshalWithConf(path, out, koanf.UnmarshalConf{Tag: "koanf"})
+}
+
+// String, Int, Int64, Bool and Duration read one value.
+func (c *Config) String(path string) string { return c.k.String(path) }
+
+// Int returns the integer at path.
+func (c *Config) Int(path string) int { return c.k.Int(path) }
+
+// Int64 returns the integer at path.
+func (c *Config) Int64(path string) int64 { return c.k.Int64(path) }
+
+// Bool returns the boolean at path.
+func (c *Config) Bool(path string) bool { return c.k.Bool(path) }
+
+// Strings returns the string list at path.
+func (c *Config) Strings(path string) []string { return c.k.Strings(path) }
+
+// Exists reports whether path has a value.
+func (c *Config) Exists(path string) bool { return c.k.Exists(path) }
+
+// Source says where the value at path came from.
+func (c *Config) Source(path string) string {
+	if s, ok := c.sources[path]; ok {
+		return s
+	}
+	return "default"
+}
+
+// All returns the flattened merged values.
+func (c *Config) All() map[string]any { return c.k.All() }

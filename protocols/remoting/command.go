@@ -1,0 +1,106 @@
+// Package remoting implements RocketMQ's 4.x "remoting" wire protocol: the frame
+// codec for both header encodings (JSON and the ROCKETMQ binary form), request and
+// response codes, and a TCP server and client that multiplex requests, responses
+// and server-initiated requests on one connection by opaque.
+package remoting
+
+import (
+	"strconv"
+)
+
+// SerializeType is the header encoding of a frame.
+type SerializeType byte
+
+// Header encodings.
+const (
+	JSON     SerializeType = 0
+	RocketMQ SerializeType = 1
+)
+
+// Flag bits.
+const (
+	FlagResponse int32 = 1
+	FlagOneway   int32 = 2
+)
+
+// LanguageCode is the language of the peer (GO = 9, JAVA = 0, ...).
+type LanguageCode byte
+
+// Language codes used on the wire.
+const (
+	LangJava LanguageCode = 0
+	LangGo   LanguageCode = 9
+)
+
+// Command is one frame: a request, a response or a oneway request.
+type Command struct {
+	Code          int16
+	Language      LanguageCode
+	Version       int16
+	Opaque        int32
+	Flag          int32
+	Remark        string
+	ExtFields     map[string]string
+	Body          []byte
+	SerializeType SerializeType
+}
+
+// NewRequest returns a request command. ext may be nil.
+func NewRequest(code int16, ext map[string]string, body []byte) *Command {
+	return &Command{Code: code, Language: LangGo, Version: Version, ExtFields: ext, Body: body}
+}
+
+// NewResponse returns a response with the given code and remark; the server fills
+// in opaque, flag and encoding from the request.
+func NewResponse(code int16, remark string) *Command {
+	return &Command{Code: code, Language: LangGo, Version: Version, Remark: remark, Flag: FlagResponse}
+}
+
+// IsResponse reports whether the response bit is set.
+func (c *Command) IsResponse() bool { return c.Flag&FlagResponse != 0 }
+
+// IsOneway reports whether the oneway bit is set (the Go client never sets it).
+func (c *Command) IsOneway() bool { return c.Flag&FlagOneway != 0 }
+
+// Ext returns the ext field or "".
+func (c *Command) Ext(key string) string { return c.ExtFields[key] }
+
+// SetExt sets an ext field, allocating the map on first use.
+func (c *Command) SetExt(key, value string) {
+	if c.ExtFields == nil {
+		c.ExtFields = make(map[string]string, 4)
+	}
+	c.ExtFields[key] = value
+}
+
+// ExtInt64 parses an integer ext field; ok is false if missing or malformed.
+func (c *Command) ExtInt64(key string) (int64, bool) {
+	v, ok := c.ExtFields[key]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// ExtInt32 parses a 32-bit integer ext field.
+func (c *Command) ExtInt32(key string) (int32, bool) {
+	v, ok := c.ExtFields[key]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int32(n), true
+}
+
+// ExtBool parses a boolean ext field ("true"/"false"); missing is false.
+func (c *Command) ExtBool(key string) bool {
+	v := c.ExtFields[key]
+	return v == "true" || v == "TRUE" || v == "True"
+}
