@@ -1,0 +1,9 @@
+// Package all decides which built-in modules ship in the mqd binary: each blank
+// import registers its modules from init(). all_test.go pins the expected set.
+package all
+
+import (
+	_ "github.com/mqd/mqd/plugins/broker"    // app.broker
+	_ "github.com/mqd/mqd/plugins/namesrv"   // app.namesrv
+	_ "github.com/mqd/mqd/storage/commitlog" // storage.commitlog
+)

@@ -1,0 +1,190 @@
+// Package broker is the RocketMQ broker role as mqd module "app.broker": it serves
+// producers and consumers over the remoting protocol (send, pull with long polling,
+// offsets, heartbeats, topic and group administration), keeps the broker's metadata
+// (topics.json, consumerOffset.json, subscriptionGroup.json) and registers with the
+// name servers. Messages live in the storage plugin chosen by store.engine.
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/storage"
+)
+
+func init() { kernel.RegisterModule(new(Broker)) }
+
+// Broker is the broker app.
+type Broker struct {
+	cfg      Config
+	storeCfg storage.Options
+	log      zerolog.Logger
+	store    storage.Store
+
+	server   *remoting.Server
+	listener net.Listener
+	nsClient *remoting.Client // to the name servers
+
+	// addr is the advertised address brokerIP1:port; storeHost is the same as a
+	// netip for message records and offset message IDs.
+	addr      string
+	storeHost netip.AddrPort
+	configDir string // <storePathRootDir>/config
+
+	topics    *TopicConfigManager
+	subGroups *SubscriptionGroupManager
+	offsets   *ConsumerOffsetManager
+	clients   *ClientManager
+	locks     *QueueLockManager
+	pullHold  *PullHoldService
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// MQDModule implements kernel.Module.
+func (*Broker) MQDModule() kernel.ModuleInfo {
+	return kernel.ModuleInfo{ID: "app.broker", New: func() kernel.Module { return new(Broker) }}
+}
+
+// Provision reads the configuration and loads the storage engine.
+func (b *Broker) Provision(ctx kernel.Context) error {
+	b.log = ctx.Logger
+	if err := ctx.Config.Unmarshal("broker", &b.cfg); err != nil {
+		return fmt.Errorf("broker config: %w", err)
+	}
+	if err := ctx.Config.Unmarshal("store", &b.storeCfg); err != nil {
+		return fmt.Errorf("store config: %w", err)
+	}
+	engine := ctx.Config.String("store.engine")
+	mod, err := ctx.LoadModule(kernel.ModuleID(engine))
+	if err != nil {
+		return err
+	}
+	st, ok := mod.(storage.Store)
+	if !ok {
+		return fmt.Errorf("store.engine %s is not a storage engine", engine)
+	}
+	b.store = st
+	b.configDir = b.storeCfg.ConfigDir()
+	b.stop = make(chan struct{})
+	return b.provisionManagers()
+}
+
+// Validate checks the configuration.
+func (b *Broker) Validate() error {
+	if b.cfg.ListenPort < 0 || b.cfg.ListenPort > 65535 {
+		return fmt.Errorf("broker.listenPort %d out of range", b.cfg.ListenPort)
+	}
+	if b.cfg.BrokerName == "" {
+		return fmt.Errorf("broker.brokerName must not be empty")
+	}
+	if b.cfg.MaxMessageSize <= 0 {
+		return fmt.Errorf("broker.maxMessageSize must be positive")
+	}
+	return nil
+}
+
+// Start listens and starts the background services.
+func (b *Broker) Start() error {
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(b.cfg.ListenPort)))
+	if err != nil {
+		return fmt.Errorf("broker listen on port %d: %w", b.cfg.ListenPort, err)
+	}
+	b.listener = ln
+	port := ln.Addr().(*net.TCPAddr).Port
+	ip := b.cfg.BrokerIP1
+	if ip == "" {
+		ip = defaultAdvertiseIP()
+	}
+	b.addr = net.JoinHostPort(ip, strconv.Itoa(port))
+	if ap, err := netip.ParseAddrPort(b.addr); err == nil {
+		b.storeHost = ap
+	} else {
+		b.storeHost = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
+	}
+
+	b.server = remoting.NewServer(remoting.ServerConfig{
+		MaxFrameSize: b.cfg.MaxFrameSize,
+		IdleTimeout:  time.Duration(b.cfg.ServerChannelMaxIdleSeconds) * time.Second,
+		Logger:       b.log,
+	})
+	b.registerHandlers()
+	b.server.OnClose(b.onConnClose)
+	b.nsClient = remoting.NewClient(remoting.ClientConfig{Logger: b.log})
+	b.store.SetArrivalListener(b.pullHold.NotifyArrival)
+
+	if err := b.startServices(); err != nil {
+		ln.Close()
+		return err
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.server.Serve(ln); err != nil {
+			b.log.Error().Err(err).Msg("broker server stopped")
+		}
+	}()
+	b.log.Info().Str("role", "broker").Str("addr", ln.Addr().String()).Str("advertised", b.addr).
+		Str("brokerName", b.cfg.BrokerName).Int64("brokerId", b.cfg.BrokerID).Msg("listening")
+	return nil
+}
+
+// Stop stops accepting, answers parked pulls, finishes in-flight requests,
+// persists metadata and unregisters from the name servers.
+func (b *Broker) Stop(ctx context.Context) error {
+	var err error
+	b.stopOnce.Do(func() {
+		close(b.stop)
+		b.pullHold.Shutdown()
+		if b.server != nil {
+			err = b.server.Shutdown(ctx)
+		}
+		b.wg.Wait()
+		b.stopServices(ctx)
+		if b.nsClient != nil {
+			b.nsClient.Close()
+		}
+	})
+	return err
+}
+
+// Addr returns the advertised broker address (brokerIP1:port).
+func (b *Broker) Addr() string { return b.addr }
+
+// ListenAddr returns the address the broker listens on.
+func (b *Broker) ListenAddr() net.Addr {
+	if b.listener == nil {
+		return nil
+	}
+	return b.listener.Addr()
+}
+
+// Store returns the storage engine (for tests and tools in-process).
+func (b *Broker) Store() storage.Store { return b.store }
+
+// defaultAdvertiseIP picks the first non-loopback IPv4 address, as RocketMQ does,
+// falling back to loopback.
+func defaultAdvertiseIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if v4 := ipn.IP.To4(); v4 != nil && !v4.IsLoopback() && !v4.IsLinkLocalUnicast() {
+					return v4.String()
+				}
+			}
+		}
+	}
+	return "127.0.0.1"
+}

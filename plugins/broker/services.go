@@ -1,0 +1,46 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/mqd/mqd/protocols/remoting"
+)
+
+// provisionManagers builds the broker's metadata managers and services; the
+// managers load their files from configDir.
+func (b *Broker) provisionManagers() error {
+	var err error
+	if b.topics, err = newTopicConfigManager(b); err != nil {
+		return err
+	}
+	if b.subGroups, err = newSubscriptionGroupManager(b); err != nil {
+		return err
+	}
+	if b.offsets, err = newConsumerOffsetManager(b); err != nil {
+		return err
+	}
+	b.clients = newClientManager(b)
+	b.locks = newQueueLockManager(b)
+	b.pullHold = newPullHoldService(b)
+	return nil
+}
+
+// registerHandlers wires request codes to handlers: metadata and client
+// management (meta.go side) and the message path (send, pull, offsets).
+func (b *Broker) registerHandlers() {
+	b.registerMetaHandlers()
+	b.registerDataHandlers()
+}
+
+func (b *Broker) startServices() error {
+	b.pullHold.Start()
+	return b.startMetaServices()
+}
+
+func (b *Broker) stopServices(ctx context.Context) {
+	b.stopMetaServices(ctx)
+}
+
+func (b *Broker) onConnClose(c *remoting.Conn) {
+	b.clients.OnConnClose(c)
+}
