@@ -8,7 +8,6 @@ package config
 import (
 	"sort"
 	"sync"
-	"time"
 )
 
 // Key describes one configuration key.
@@ -60,7 +59,8 @@ func Register(ks ...Key) {
 
 // RegisterUnimplemented lists RocketMQ property names of a role that mqd accepts
 // but does not act on (yet): a file holding them loads, with one warning that
-// names them all.
+// names them all. A name that a package also registers with Register is
+// implemented: Register wins, whatever the order of the calls.
 func RegisterUnimplemented(role string, names ...string) {
 	keysMu.Lock()
 	defer keysMu.Unlock()
@@ -101,12 +101,42 @@ func LookupRocketMQ(role, name string) (string, bool) {
 }
 
 // IsUnimplemented reports whether name is a RocketMQ key of role that mqd accepts
-// without acting on it.
+// without acting on it. A name some package registered is implemented.
 func IsUnimplemented(role, name string) bool {
 	keysMu.RLock()
 	defer keysMu.RUnlock()
+	if _, registered := rmqIndex[role+"\x00"+name]; registered {
+		return false
+	}
 	return unimplemented[role][name]
 }
 
-// durationType lets Default hold time.Duration values.
-var _ = time.Second
+// Unimplemented returns the RocketMQ names of role that are accepted without
+// effect, sorted; names a package registered are left out.
+func Unimplemented(role string) []string {
+	keysMu.RLock()
+	defer keysMu.RUnlock()
+	var out []string
+	for n := range unimplemented[role] {
+		if _, registered := rmqIndex[role+"\x00"+n]; !registered {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RocketMQNames returns the RocketMQ property names registered for role, sorted.
+func RocketMQNames(role string) []string {
+	keysMu.RLock()
+	defer keysMu.RUnlock()
+	prefix := role + "\x00"
+	var out []string
+	for idx := range rmqIndex {
+		if len(idx) > len(prefix) && idx[:len(prefix)] == prefix {
+			out = append(out, idx[len(prefix):])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
