@@ -1,0 +1,184 @@
+// Package namesrv is the RocketMQ name server as mqd module "app.namesrv": it
+// keeps the route tables brokers fill by registering every 30 s (topics → queue
+// data, broker groups, clusters, live brokers), drops brokers whose connection
+// closes or that stop registering, answers clients' route lookups in the JSON the
+// official clients parse, and keeps the KV config (ORDER_TOPIC_CONFIG) on disk.
+// Only the KV config survives a restart; routes are rebuilt from registrations.
+package namesrv
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/protocols/remoting"
+)
+
+func init() { kernel.RegisterModule(new(Namesrv)) }
+
+// Namesrv is the name server app.
+type Namesrv struct {
+	settings settings
+	log      zerolog.Logger
+	routes   *RouteTable
+	kv       *KVConfig
+
+	server   *remoting.Server
+	listener net.Listener
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// MQDModule implements kernel.Module.
+func (*Namesrv) MQDModule() kernel.ModuleInfo {
+	return kernel.ModuleInfo{ID: "app.namesrv", New: func() kernel.Module { return new(Namesrv) }}
+}
+
+// Provision reads namesrv.* and loads the KV config.
+func (n *Namesrv) Provision(ctx kernel.Context) error {
+	cfg := DefaultConfig()
+	if ctx.Config != nil {
+		if err := ctx.Config.Unmarshal("namesrv", &cfg); err != nil {
+			return fmt.Errorf("namesrv config: %w", err)
+		}
+	}
+	return n.provision(cfg, ctx.Logger)
+}
+
+func (n *Namesrv) provision(cfg Config, log zerolog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	kv, err := LoadKVConfig(cfg.KVConfigPath)
+	if err != nil {
+		return err
+	}
+	n.settings.cfg = cfg
+	n.log = log
+	n.kv = kv
+	n.routes = NewRouteTable(log)
+	n.stop = make(chan struct{})
+	return nil
+}
+
+// Start listens on every interface at listenPort, serves requests and starts
+// the expiry scanner.
+func (n *Namesrv) Start() error {
+	cfg := n.settings.get()
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.ListenPort)))
+	if err != nil {
+		return fmt.Errorf("namesrv listen: %w", err)
+	}
+	n.listener = ln
+	idle := time.Duration(cfg.ServerChannelMaxIdleTimeSeconds) * time.Second
+	if idle == 0 {
+		idle = -1 // as Netty's IdleStateHandler: 0 disables
+	}
+	n.server = remoting.NewServer(remoting.ServerConfig{
+		MaxFrameSize: cfg.MaxFrameSize,
+		IdleTimeout:  idle,
+		Logger:       n.log,
+	})
+	n.registerHandlers(n.server)
+	n.server.OnClose(n.onClose)
+
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := n.server.Serve(ln); err != nil {
+			n.log.Error().Err(err).Msg("namesrv serve stopped")
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.scanLoop()
+	}()
+	n.log.Info().Str("role", "namesrv").Str("addr", ln.Addr().String()).Msg("listening")
+	return nil
+}
+
+// Addr returns a dialable address of the listener: its actual address, with an
+// unspecified host (the listener binds every interface) reported as 127.0.0.1.
+// It is "" before Start.
+func (n *Namesrv) Addr() string {
+	if n.listener == nil {
+		return ""
+	}
+	a, ok := n.listener.Addr().(*net.TCPAddr)
+	if !ok {
+		return n.listener.Addr().String()
+	}
+	if a.IP == nil || a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
+	}
+	return a.String()
+}
+
+// Routes returns the route table (for the embedded broker and tests).
+func (n *Namesrv) Routes() *RouteTable { return n.routes }
+
+// Stop stops the scanner, drains and closes connections, and persists the KV
+// config once more.
+func (n *Namesrv) Stop(ctx kernel.StopContext) error {
+	var errs []error
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		if n.server != nil {
+			if err := n.server.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.wg.Wait()
+		if n.kv != nil {
+			if err := n.kv.Persist(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.log.Info().Str("role", "namesrv").Msg("stopped")
+	})
+	return errors.Join(errs...)
+}
+
+// onClose drops the brokers that registered over a closed connection at once,
+// rather than after the expiry time.
+func (n *Namesrv) onClose(c *remoting.Conn) {
+	for _, rb := range n.routes.RemoveChannel(c) {
+		n.log.Info().Str("cluster", rb.Cluster).Str("brokerName", rb.BrokerName).Int64("brokerId", rb.BrokerID).
+			Str("brokerAddr", rb.BrokerAddr).Msg("broker removed: connection closed")
+	}
+}
+
+// scanLoop drops brokers that stopped registering (Java's scanNotActiveBroker).
+// The interval and expiry are re-read every round, since both are live keys.
+func (n *Namesrv) scanLoop() {
+	t := time.NewTimer(n.settings.scanInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.scanOnce(time.Now())
+		t.Reset(n.settings.scanInterval())
+	}
+}
+
+func (n *Namesrv) scanOnce(now time.Time) {
+	expiry := n.settings.brokerExpiry()
+	for _, rb := range n.routes.ScanNotActive(now, expiry) {
+		n.log.Info().Str("cluster", rb.Cluster).Str("brokerName", rb.BrokerName).Int64("brokerId", rb.BrokerID).
+			Str("brokerAddr", rb.BrokerAddr).Dur("expiry", expiry).Msg("broker removed: no registration within expiry")
+		if rb.Channel != nil {
+			rb.Channel.Close()
+		}
+	}
+}
