@@ -33,6 +33,8 @@ type Config struct {
 	StoreReplyMessageEnable     bool   `koanf:"storeReplyMessageEnable"`
 	RegionID                    string `koanf:"regionId"`
 	TraceOn                     bool   `koanf:"traceOn"`
+
+	NotifyConsumerIdsChangedEnable bool `koanf:"notifyConsumerIdsChangedEnable"`
 }
 
 func init() {
@@ -66,5 +68,6 @@ func init() {
 		b("storeReplyMessageEnable", true, "also store request-reply replies"),
 		b("regionId", "DefaultRegion", "region reported in send responses"),
 		b("traceOn", true, "trace switch reported in send responses"),
+		b("notifyConsumerIdsChangedEnable", true, "tell a group's consumers to rebalance when its members change"),
 	)
 }

@@ -1,0 +1,103 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Metadata file names under <storePathRootDir>/config, as RocketMQ names them.
+const (
+	topicsFile            = "topics.json"
+	subscriptionGroupFile = "subscriptionGroup.json"
+	consumerOffsetFile    = "consumerOffset.json"
+)
+
+// writeFileSafe replaces path with data the way RocketMQ's MixAll.string2File
+// does, made crash-safe: the new content goes to <path>.tmp and is fsynced, the
+// previous content is kept in <path>.bak, then the tmp file is renamed over path
+// and the directory fsynced. At every instant either path or <path>.bak holds a
+// complete version.
+func writeFileSafe(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := writeSync(tmp, data); err != nil {
+		return err
+	}
+	if prev, err := os.ReadFile(path); err == nil && len(prev) > 0 {
+		if err := writeSync(path+".bak", prev); err != nil {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func writeSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// loadFileWithBak reads and decodes path, falling back to <path>.bak when path is
+// missing, empty or does not decode (RocketMQ's ConfigManager.load). found is
+// false when neither file has content. A decode failure of both files is an
+// error: starting with empty metadata would lose it on the next persist.
+func loadFileWithBak(path string, decode func([]byte) error) (found bool, usedBak bool, err error) {
+	data, rerr := os.ReadFile(path)
+	if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return false, false, rerr
+	}
+	var primaryErr error
+	if len(bytes.TrimSpace(data)) > 0 {
+		if primaryErr = decode(data); primaryErr == nil {
+			return true, false, nil
+		}
+	}
+	bak, berr := os.ReadFile(path + ".bak")
+	if berr != nil && !errors.Is(berr, fs.ErrNotExist) {
+		return false, false, berr
+	}
+	if len(bytes.TrimSpace(bak)) == 0 {
+		if primaryErr != nil {
+			return false, false, fmt.Errorf("%s: %w (and no usable %s.bak)", path, primaryErr, filepath.Base(path))
+		}
+		return false, false, nil
+	}
+	if err := decode(bak); err != nil {
+		if primaryErr != nil {
+			return false, false, fmt.Errorf("%s: %w; %s.bak: %v", path, primaryErr, filepath.Base(path), err)
+		}
+		return false, false, fmt.Errorf("%s.bak: %w", path, err)
+	}
+	return true, true, nil
+}
