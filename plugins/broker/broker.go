@@ -47,6 +47,9 @@ type Broker struct {
 	locks     *QueueLockManager
 	pullHold  *PullHoldService
 
+	stats    brokerStats
+	bootTime time.Time
+
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -78,6 +81,7 @@ func (b *Broker) Provision(ctx kernel.Context) error {
 	b.store = st
 	b.configDir = b.storeCfg.ConfigDir()
 	b.stop = make(chan struct{})
+	b.bootTime = time.Now()
 	return b.provisionManagers()
 }
 
@@ -128,7 +132,11 @@ func (b *Broker) Start() error {
 		ln.Close()
 		return err
 	}
-	b.wg.Add(1)
+	b.wg.Add(2)
+	go func() {
+		defer b.wg.Done()
+		b.stats.runSampler(b.stop)
+	}()
 	go func() {
 		defer b.wg.Done()
 		if err := b.server.Serve(ln); err != nil {

@@ -249,6 +249,7 @@ func (b *Broker) pullResponse(code int16, res *storage.GetResult) *remoting.Comm
 	defer res.Release()
 	resp := remoting.NewResponse(code, getStatusName(res.Status))
 	resp.ExtFields = pullExt(res.NextBeginOffset, res.MinOffset, res.MaxOffset)
+	b.stats.recordGet(code == remoting.Success, len(res.Records))
 	if code == remoting.Success {
 		// Records alias the store's mapped memory, which Release gives back, so
 		// the body is copied into one buffer the response owns.

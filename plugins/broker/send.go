@@ -243,7 +243,9 @@ func (b *Broker) putOne(conn *remoting.Conn, req *remoting.Command, h *sendHeade
 	// messages (sysFlag PREPARED) are stored but not dispatched, and stay
 	// invisible until END_TRANSACTION exists; sends to %RETRY% topics beyond
 	// maxReconsumeTimes are stored as they are instead of going to the DLQ.
+	start := time.Now()
 	res := b.store.Put(&m)
+	b.recordPut(&res, len(m.Body), start)
 	return b.sendResponse(&res, h.queueID, nil)
 }
 
@@ -369,7 +371,9 @@ func (b *Broker) handleSendBatch(conn *remoting.Conn, req *remoting.Command) *re
 	if err != nil {
 		return remoting.NewResponse(remoting.MessageIllegal, "bad batch body: "+err.Error())
 	}
+	start := time.Now()
 	res := b.store.PutBatch(ms)
+	b.recordPut(&res, len(req.Body), start)
 	if !res.Status.Stored() {
 		return b.sendResponse(&res, h.queueID, nil)
 	}
@@ -589,4 +593,17 @@ func (b *Broker) producerConnByClientID(clientID string) *remoting.Conn {
 		}
 	}
 	return nil
+}
+
+// recordPut counts a put in the broker's statistics.
+func (b *Broker) recordPut(res *storage.PutResult, bodyBytes int, start time.Time) {
+	if !res.Status.Stored() {
+		b.stats.putFailed.Add(1)
+		return
+	}
+	n := res.MsgCount
+	if n == 0 {
+		n = 1
+	}
+	b.stats.recordPut(n, bodyBytes, time.Since(start))
 }

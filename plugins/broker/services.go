@@ -30,6 +30,7 @@ func (b *Broker) provisionManagers() error {
 func (b *Broker) registerHandlers() {
 	b.registerMetaHandlers()
 	b.registerDataHandlers()
+	b.server.Handle(remoting.GetBrokerRuntimeInfo, b.handleGetBrokerRuntimeInfo)
 }
 
 func (b *Broker) startServices() error {
