@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mqd/mqd/tests"
+)
+
+var (
+	intervalLine = regexp.MustCompile(`^Current Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} Send TPS: (\d+) Max RT\(ms\): \d+ Average RT\(ms\): +\d+\.\d{3} Send Failed: (\d+) Response Failed: (\d+)$`)
+	completeLine = regexp.MustCompile(`^\[Complete\] Send Total: (\d+) Send TPS: (\d+) Max RT\(ms\): \d+ Average RT\(ms\): +\d+\.\d{3} Send Failed: 0 Response Failed: 0$`)
+	latencyLine  = regexp.MustCompile(`^Send RT\(ms\): p50=\d+\.\d{3} p90=\d+\.\d{3} p99=\d+\.\d{3} p99\.9=\d+\.\d{3} max=\d+\.\d{3} `)
+	consumerLine = regexp.MustCompile(`^Current Time: \d{13} TPS: \d+ FAIL: 0 AVG\(B2C\) RT\(ms\): +\d+\.\d{3} AVG\(S2C\) RT\(ms\): +\d+\.\d{3} MAX\(B2C\) RT\(ms\): \d+ MAX\(S2C\) RT\(ms\): \d+$`)
+)
+
+// TestProducerAgainstCluster runs the producer for about two seconds against an
+// in-process name server and broker and checks RocketMQ's line format, the
+// summary, the JSON summary, and then the consumer reading what was sent.
+func TestProducerAgainstCluster(t *testing.T) {
+	c := tests.StartCluster(t, tests.ClusterOptions{})
+	topic := tests.UniqueName("Bench")
+	tests.NewAdmin(t, c.NameSrvAddr).CreateTopic(c.BrokerAddr, topic, 4)
+
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"producer", "-n", c.NameSrvAddr, "-t", topic, "-w", "8", "-s", "256", "-d", "2s"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var intervals int
+	var sawComplete, sawLatency bool
+	for _, l := range lines {
+		switch {
+		case intervalLine.MatchString(l):
+			intervals++
+			m := intervalLine.FindStringSubmatch(l)
+			if m[2] != "0" || m[3] != "0" {
+				t.Errorf("failures reported: %s", l)
+			}
+		case completeLine.MatchString(l):
+			sawComplete = true
+			total, _ := strconv.Atoi(completeLine.FindStringSubmatch(l)[1])
+			if total == 0 {
+				t.Errorf("nothing sent: %s", l)
+			}
+		case latencyLine.MatchString(l):
+			sawLatency = true
+		case strings.HasPrefix(l, "topic: "+topic+" threadCount: 8 messageSize: 256 "),
+			l == "delayEnable: false delayLevel: 1", l == "asyncEnable: false", l == "batchSize: 1 producers: 1":
+		default:
+			t.Errorf("unexpected output line %q", l)
+		}
+	}
+	if intervals < 1 || !sawComplete || !sawLatency {
+		t.Fatalf("want per-second lines, a [Complete] line and a latency line; got:\n%s", out.String())
+	}
+	t.Logf("producer output:\n%s", out.String())
+
+	out.Reset()
+	errOut.Reset()
+	code = run(context.Background(), []string{"producer", "-n", c.NameSrvAddr, "-t", topic, "-w", "4", "-s", "64", "-d", "1s", "--batch", "4", "--tag", "T", "-o", "json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("json run: exit %d\nstderr:\n%s", code, errOut.String())
+	}
+	var sum ProducerSummary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("json summary: %v\n%s", err, out.String())
+	}
+	if sum.Sent == 0 || sum.Sent%4 != 0 || sum.SendFailed != 0 || sum.Latency.P99 <= 0 || sum.Batch != 4 {
+		t.Errorf("json summary %+v", sum)
+	}
+
+	out.Reset()
+	errOut.Reset()
+	code = run(context.Background(), []string{"consumer", "-n", c.NameSrvAddr, "-t", topic, "-g", tests.UniqueName("BenchG"), "--from", "first", "-d", "2s"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("consumer: exit %d\nstderr:\n%s", code, errOut.String())
+	}
+	cl := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(cl) < 6 || cl[1] != "Consumer Started." || !consumerLine.MatchString(cl[2]) || !strings.HasPrefix(cl[len(cl)-3], "[Complete] Consume Total: ") {
+		t.Fatalf("consumer output:\n%s", out.String())
+	}
+	if strings.HasPrefix(cl[len(cl)-3], "[Complete] Consume Total: 0 ") {
+		t.Errorf("consumer read nothing:\n%s", out.String())
+	}
+	t.Logf("consumer output:\n%s", out.String())
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"bogus"},
+		{"producer", "-w", "0"},
+		{"producer", "-o", "xml"},
+		{"producer", "extra"},
+		{"consumer", "--from", "middle"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code == 0 {
+			t.Errorf("mqbench %v: exit 0, want an error", args)
+		} else if errOut.Len() == 0 {
+			t.Errorf("mqbench %v: exit %d with no message", args, code)
+		}
+	}
+}

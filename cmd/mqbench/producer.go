@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	rocketmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+)
+
+type producerOptions struct {
+	namesrv   string
+	topic     string
+	tag       string
+	group     string
+	output    string
+	threads   int
+	size      int
+	batch     int
+	producers int
+	retry     int
+	duration  time.Duration
+	timeout   time.Duration
+	interval  time.Duration
+}
+
+// ProducerSummary is the final report of a producer run (-o json prints it).
+type ProducerSummary struct {
+	Mode           string      `json:"mode"`
+	Topic          string      `json:"topic"`
+	Threads        int         `json:"threads"`
+	Producers      int         `json:"producers"`
+	MessageSize    int         `json:"messageSize"`
+	Batch          int         `json:"batch"`
+	ElapsedSec     float64     `json:"elapsedSec"`
+	Sent           int64       `json:"sent"` // messages acknowledged by the broker
+	Requests       int64       `json:"requests"`
+	SendFailed     int64       `json:"sendFailed"`     // requests that got no usable answer (timeout, connection, route)
+	ResponseFailed int64       `json:"responseFailed"` // requests the broker answered with an error code
+	TPS            int64       `json:"tps"`            // messages per second
+	AvgRTMs        float64     `json:"avgRtMs"`
+	MaxRTMs        int64       `json:"maxRtMs"`
+	Latency        Percentiles `json:"latency"`
+}
+
+// producerStats are the counters RocketMQ's StatsBenchmarkProducer keeps:
+// success, send failures (client side), response failures (broker error codes),
+// the RT sum of successful requests and the largest RT seen.
+type producerStats struct {
+	sentMsgs       atomic.Int64
+	okRequests     atomic.Int64
+	sendFailed     atomic.Int64
+	responseFailed atomic.Int64
+	rtSumMicros    atomic.Int64
+	maxRTMicros    atomic.Int64
+}
+
+type producerSnapshot struct {
+	at                               time.Time
+	sent, ok, sendFailed, respFailed int64
+	rtSumMicros                      int64
+}
+
+func (s *producerStats) snapshot(now time.Time) producerSnapshot {
+	return producerSnapshot{
+		at:          now,
+		sent:        s.sentMsgs.Load(),
+		ok:          s.okRequests.Load(),
+		sendFailed:  s.sendFailed.Load(),
+		respFailed:  s.responseFailed.Load(),
+		rtSumMicros: s.rtSumMicros.Load(),
+	}
+}
+
+func parseProducerFlags(args []string, stderr io.Writer) (producerOptions, error) {
+	var o producerOptions
+	fs := flag.NewFlagSet("mqbench producer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.namesrv, "n", "127.0.0.1:9876", "name server address(es), separated by ';'")
+	fs.StringVar(&o.topic, "t", "BenchmarkTest", "topic")
+	fs.IntVar(&o.threads, "w", 64, "sending goroutines")
+	fs.IntVar(&o.size, "s", 1024, "message body size in bytes")
+	fs.DurationVar(&o.duration, "d", 0, "how long to run (0 = until interrupted)")
+	fs.StringVar(&o.tag, "tag", "", "message tag")
+	fs.IntVar(&o.batch, "batch", 1, "messages per request (> 1 sends SEND_BATCH_MESSAGE)")
+	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-second lines to stderr)")
+	fs.IntVar(&o.producers, "p", 1, "producer instances shared by the goroutines")
+	fs.StringVar(&o.group, "group", "benchmark_producer", "producer group")
+	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
+	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return o, err
+		}
+		return o, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mqbench producer: unexpected argument %q\n", fs.Arg(0))
+		return o, errUsage
+	}
+	switch {
+	case o.threads < 1:
+		return o, fmt.Errorf("-w must be at least 1")
+	case o.size < 1:
+		return o, fmt.Errorf("-s must be at least 1")
+	case o.batch < 1:
+		return o, fmt.Errorf("--batch must be at least 1")
+	case o.producers < 1:
+		return o, fmt.Errorf("-p must be at least 1")
+	case o.duration < 0:
+		return o, fmt.Errorf("-d must not be negative")
+	case o.interval <= 0:
+		return o, fmt.Errorf("-i must be positive")
+	case o.topic == "":
+		return o, fmt.Errorf("-t must name a topic")
+	case o.output != "text" && o.output != "json":
+		return o, fmt.Errorf("-o must be text or json")
+	case len(splitAddrs(o.namesrv)) == 0:
+		return o, fmt.Errorf("-n must name at least one name server")
+	}
+	if o.producers > o.threads {
+		o.producers = o.threads
+	}
+	return o, nil
+}
+
+func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseProducerFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	lines := stdout
+	if o.output == "json" {
+		lines = stderr
+	}
+
+	producers := make([]rocketmq.Producer, 0, o.producers)
+	defer func() {
+		for _, p := range producers {
+			_ = p.Shutdown()
+		}
+	}()
+	for i := 0; i < o.producers; i++ {
+		p, err := rocketmq.NewProducer(
+			producer.WithNsResolver(primitive.NewPassthroughResolver(splitAddrs(o.namesrv))),
+			producer.WithGroupName(o.group),
+			// Each producer needs its own client instance: the client shares one
+			// instance (one connection set) per instance name in a process.
+			producer.WithInstanceName(fmt.Sprintf("mqbench-%d-%d-%d", os.Getpid(), time.Now().UnixNano(), i)),
+			producer.WithRetry(o.retry),
+			producer.WithSendMsgTimeout(o.timeout),
+		)
+		if err != nil {
+			return fmt.Errorf("new producer: %w", err)
+		}
+		if err := p.Start(); err != nil {
+			return fmt.Errorf("start producer: %w", err)
+		}
+		producers = append(producers, p)
+	}
+
+	body := make([]byte, o.size)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+
+	// One uncounted send per producer resolves the topic's route (auto-creating
+	// the topic through TBW102 if the broker allows it) before the clock starts.
+	// Without it, 64 goroutines hit the client's first route lookup at once, and
+	// the client briefly publishes a route whose broker address it has not yet
+	// recorded ("topic=X route info not found"), failing thousands of sends.
+	// It also turns a missing topic into one clear error instead of a flood.
+	for i, p := range producers {
+		m := primitive.NewMessage(o.topic, body)
+		if o.tag != "" {
+			m.WithTag(o.tag)
+		}
+		if _, err := p.SendSync(ctx, m); err != nil {
+			return fmt.Errorf("warm-up send of producer %d to %s: %w", i, o.topic, err)
+		}
+	}
+
+	runCtx := ctx
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+
+	// The Java tool's header, so that logs of both read alike.
+	tagCount := 0
+	if o.tag != "" {
+		tagCount = 1
+	}
+	fmt.Fprintf(lines, "topic: %s threadCount: %d messageSize: %d keyEnable: false propertySize: 0 tagCount: %d traceEnable: false aclEnable: false messageQuantity: 0\n",
+		o.topic, o.threads, o.size, tagCount)
+	fmt.Fprintf(lines, "delayEnable: false delayLevel: 1\nasyncEnable: false\nbatchSize: %d producers: %d\n", o.batch, len(producers))
+
+	var st producerStats
+	hists := make([]*hdrhistogram.Histogram, o.threads)
+	var firstErr atomic.Value // string: the first failure, shown in the summary
+	start := time.Now()
+
+	stopReport := make(chan struct{})
+	reportDone := make(chan struct{})
+	go func() {
+		defer close(reportDone)
+		prev := st.snapshot(start)
+		every(o.interval, stopReport, func(now time.Time) {
+			cur := st.snapshot(now)
+			printProducerLine(lines, prev, cur, st.maxRTMicros.Load())
+			prev = cur
+		})
+	}()
+
+	var wg sync.WaitGroup
+	for w := 0; w < o.threads; w++ {
+		h := newHistogram()
+		hists[w] = h
+		p := producers[w%len(producers)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msgs := make([]*primitive.Message, o.batch)
+			for runCtx.Err() == nil {
+				for i := range msgs {
+					m := primitive.NewMessage(o.topic, body)
+					if o.tag != "" {
+						m.WithTag(o.tag)
+					}
+					msgs[i] = m
+				}
+				// The send itself is not bound to runCtx: a request in flight when
+				// the run ends completes and is counted, as in RocketMQ's tool.
+				t0 := time.Now()
+				_, err := p.SendSync(context.Background(), msgs...)
+				rt := time.Since(t0)
+				if err != nil {
+					if isBrokerError(err) {
+						st.responseFailed.Add(1)
+					} else {
+						st.sendFailed.Add(1)
+					}
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				st.sentMsgs.Add(int64(len(msgs)))
+				st.okRequests.Add(1)
+				st.rtSumMicros.Add(rt.Microseconds())
+				atomicMax(&st.maxRTMicros, rt.Microseconds())
+				recordMicros(h, rt)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stopReport)
+	<-reportDone
+
+	all := newHistogram()
+	for _, h := range hists {
+		all.Merge(h)
+	}
+	end := st.snapshot(time.Now())
+	sum := ProducerSummary{
+		Mode:           "producer",
+		Topic:          o.topic,
+		Threads:        o.threads,
+		Producers:      len(producers),
+		MessageSize:    o.size,
+		Batch:          o.batch,
+		ElapsedSec:     elapsed.Seconds(),
+		Sent:           end.sent,
+		Requests:       end.ok + end.sendFailed + end.respFailed,
+		SendFailed:     end.sendFailed,
+		ResponseFailed: end.respFailed,
+		TPS:            ratePerSecond(end.sent, elapsed),
+		MaxRTMs:        st.maxRTMicros.Load() / 1000,
+		Latency:        percentiles(all),
+	}
+	if end.ok > 0 {
+		sum.AvgRTMs = float64(end.rtSumMicros) / float64(end.ok) / 1000
+	}
+	if e, ok := firstErr.Load().(string); ok {
+		fmt.Fprintf(stderr, "first send error: %s\n", e)
+	}
+	if o.output == "json" {
+		return writeJSON(stdout, sum)
+	}
+	fmt.Fprintf(stdout, "[Complete] Send Total: %d Send TPS: %d Max RT(ms): %d Average RT(ms): %7.3f Send Failed: %d Response Failed: %d\n",
+		sum.Sent+sum.SendFailed+sum.ResponseFailed, sum.TPS, sum.MaxRTMs, sum.AvgRTMs, sum.SendFailed, sum.ResponseFailed)
+	fmt.Fprintf(stdout, "Send RT(ms): %s (%d requests of %d message(s), %.1f s)\n",
+		sum.Latency, end.ok, o.batch, sum.ElapsedSec)
+	return nil
+}
+
+// javaHumanTime is RocketMQ's UtilAll.timeMillisToHumanString2, which the
+// 4.9.8 benchmark Producer prints ("2026-11-25 20:37:04,470", local time).
+const javaHumanTime = "2006-01-02 15:04:05,000"
+
+// printProducerLine prints one interval in RocketMQ's benchmark format. As in
+// the Java tool, TPS and Average RT cover the interval, Max RT the whole run,
+// and the failure counts are totals.
+func printProducerLine(w io.Writer, prev, cur producerSnapshot, maxRTMicros int64) {
+	tps := ratePerSecond(cur.sent-prev.sent, cur.at.Sub(prev.at))
+	var avg float64
+	if n := cur.ok - prev.ok; n > 0 {
+		avg = float64(cur.rtSumMicros-prev.rtSumMicros) / float64(n) / 1000
+	}
+	fmt.Fprintf(w, "Current Time: %s Send TPS: %d Max RT(ms): %d Average RT(ms): %7.3f Send Failed: %d Response Failed: %d\n",
+		cur.at.Format(javaHumanTime), tps, maxRTMicros/1000, avg, cur.sendFailed, cur.respFailed)
+}
+
+// isBrokerError reports whether the broker answered the send with an error
+// code: the client formats those as "CODE: n, DESC: ..." (RocketMQ's
+// MQBrokerException, counted as "Response Failed").
+func isBrokerError(err error) bool {
+	var be primitive.MQBrokerErr
+	var bp *primitive.MQBrokerErr
+	return errors.As(err, &be) || errors.As(err, &bp) || strings.HasPrefix(err.Error(), "CODE: ")
+}
