@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/knadh/koanf/v2"
 )
 
@@ -46,3 +49,32 @@ func (c *Config) Source(path string) string {
 
 // All returns the flattened merged values.
 func (c *Config) All() map[string]any { return c.k.All() }
+
+// Duration returns the duration at path.
+func (c *Config) Duration(path string) time.Duration { return c.k.Duration(path) }
+
+// Float64 returns the number at path.
+func (c *Config) Float64(path string) float64 { return c.k.Float64(path) }
+
+// Get returns the value at path, typed as its key's Default (nil if unset).
+func (c *Config) Get(path string) any { return c.k.Get(path) }
+
+// Set replaces the value of a registered key, converting it to the key's type
+// (text goes through Parse), and records source. It is meant for values derived
+// after loading (the embedded mode's broker.namesrvAddr) before the Config is
+// handed to modules; a Config being read concurrently must not be Set.
+func (c *Config) Set(path string, value any, source string) error {
+	k, ok := Lookup(path)
+	if !ok {
+		return fmt.Errorf("config: set %s: unknown key", path)
+	}
+	v, err := coerce(value, k)
+	if err != nil {
+		return valueError(source, path, k, value, err)
+	}
+	if err := c.k.Set(path, v); err != nil {
+		return fmt.Errorf("config: set %s: %w", path, err)
+	}
+	c.sources[path] = source
+	return nil
+}

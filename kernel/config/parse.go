@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -11,21 +12,14 @@ import (
 // typeName names the type of a key's Default for error messages.
 func typeName(k Key) string {
 	switch k.Default.(type) {
-	case int:
-		return "int"
-	case int64:
-		return "int64"
-	case bool:
-		return "bool"
-	case float64:
-		return "float64"
 	case []string:
 		return "list of strings"
 	case time.Duration:
 		return "duration"
-	default:
+	case nil:
 		return "string"
 	}
+	return reflect.TypeOf(k.Default).String()
 }
 
 // Parse converts a textual value (from a .properties file, the environment, a
@@ -72,9 +66,36 @@ func Parse(value string, k Key) (any, error) {
 			return nil, fmt.Errorf("want a duration with a unit, like 500ms or 5s")
 		}
 		return d, nil
-	default:
+	case string, nil:
 		return value, nil
 	}
+	// Other numeric kinds (int32, uint16, float32, ...), kept in the Default's
+	// exact type so that the range is checked here rather than on Unmarshal.
+	t := reflect.TypeOf(k.Default)
+	s := strings.TrimSpace(value)
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, t.Bits())
+		if err != nil {
+			return nil, numError(err)
+		}
+		return reflect.ValueOf(n).Convert(t).Interface(), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, t.Bits())
+		if err != nil {
+			return nil, numError(err)
+		}
+		return reflect.ValueOf(n).Convert(t).Interface(), nil
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(s, t.Bits())
+		if err != nil {
+			return nil, numError(err)
+		}
+		return reflect.ValueOf(f).Convert(t).Interface(), nil
+	case reflect.String:
+		return reflect.ValueOf(value).Convert(t).Interface(), nil
+	}
+	return nil, fmt.Errorf("keys of type %s are not supported", t)
 }
 
 func numError(err error) error {
@@ -157,14 +178,25 @@ func coerce(v any, k Key) (any, error) {
 			return time.Duration(0), nil
 		}
 		return nil, fmt.Errorf("want a duration with a unit, like 500ms or 5s")
-	default:
+	case string, nil:
 		switch v.(type) {
 		case map[string]any, []any, nil:
 			return nil, fmt.Errorf("want a string")
 		}
-		// A YAML scalar such as 04 or true written where a string is wanted.
+		// A YAML scalar such as 8 or true written where a string is wanted.
 		return fmt.Sprint(v), nil
 	}
+	// Other numeric kinds: go through the text form, which checks the range.
+	if n, ok := integral(v); ok {
+		return Parse(strconv.FormatInt(n, 10), k)
+	}
+	switch x := v.(type) {
+	case float64:
+		return Parse(strconv.FormatFloat(x, 'g', -1, 64), k)
+	case bool:
+		return nil, fmt.Errorf("want a number")
+	}
+	return nil, fmt.Errorf("want a %s", typeName(k))
 }
 
 // integral returns v as an int64 if it is an integer (or a float with no

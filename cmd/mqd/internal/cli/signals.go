@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+)
+
+// signals turns SIGINT/SIGTERM into a one-time stop request (a second one calls
+// onSecond) and SIGHUP into a reload request.
+type signals struct {
+	ch       chan os.Signal
+	stopping chan struct{} // closed on the first SIGINT or SIGTERM
+	hup      chan struct{}
+	done     chan struct{}
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	first os.Signal
+}
+
+func newSignals(onSecond func(os.Signal)) *signals {
+	s := &signals{
+		ch:       make(chan os.Signal, 4),
+		stopping: make(chan struct{}),
+		hup:      make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	signal.Notify(s.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	s.wg.Add(1)
+	go s.loop(onSecond)
+	return s
+}
+
+func (s *signals) loop(onSecond func(os.Signal)) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case sig := <-s.ch:
+			if sig == syscall.SIGHUP {
+				select {
+				case s.hup <- struct{}{}:
+				default: // one pending reload request is enough
+				}
+				continue
+			}
+			s.mu.Lock()
+			first := s.first == nil
+			if first {
+				s.first = sig
+			}
+			s.mu.Unlock()
+			if first {
+				close(s.stopping)
+			} else {
+				onSecond(sig)
+			}
+		}
+	}
+}
+
+// received returns the first stop signal.
+func (s *signals) received() os.Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first
+}
+
+func (s *signals) close() {
+	signal.Stop(s.ch)
+	close(s.done)
+	s.wg.Wait()
+}
