@@ -5,6 +5,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // signals turns SIGINT/SIGTERM into a one-time stop request (a second one calls
@@ -16,9 +17,16 @@ type signals struct {
 	done     chan struct{}
 	wg       sync.WaitGroup
 
-	mu    sync.Mutex
-	first os.Signal
+	mu      sync.Mutex
+	first   os.Signal
+	firstAt time.Time
 }
+
+// duplicateWindow is how soon after the first stop signal a second one is taken
+// as the same request: tools such as timeout(1) signal both the process and its
+// group, so one "stop" can arrive twice within microseconds. An operator's
+// deliberate second Ctrl-C comes later than this.
+const duplicateWindow = 250 * time.Millisecond
 
 func newSignals(onSecond func(os.Signal)) *signals {
 	s := &signals{
@@ -49,13 +57,15 @@ func (s *signals) loop(onSecond func(os.Signal)) {
 			}
 			s.mu.Lock()
 			first := s.first == nil
+			duplicate := !first && time.Since(s.firstAt) < duplicateWindow
 			if first {
-				s.first = sig
+				s.first, s.firstAt = sig, time.Now()
 			}
 			s.mu.Unlock()
-			if first {
+			switch {
+			case first:
 				close(s.stopping)
-			} else {
+			case !duplicate:
 				onSecond(sig)
 			}
 		}
