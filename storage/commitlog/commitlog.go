@@ -1,0 +1,308 @@
+package commitlog
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/mqd/mqd/storage"
+	"github.com/mqd/mqd/storage/message"
+)
+
+// commitLog is the global append-only log: a file queue plus the flush position
+// and the next file, created ahead of need so a roll rarely waits for fallocate.
+type commitLog struct {
+	q            *fileQueue
+	fileSize     int64
+	flushedWhere atomic.Int64 // global offset below which everything is fsynced
+	lastPutTs    atomic.Int64 // store time of the newest appended record
+
+	// Next file being created in the background (guarded by the put lock).
+	next *pendingFile
+}
+
+type pendingFile struct {
+	from int64
+	done chan struct{}
+	mf   *mappedFile
+	err  error
+}
+
+func (c *commitLog) preallocate(from int64) {
+	p := &pendingFile{from: from, done: make(chan struct{})}
+	c.next = p
+	go func() {
+		defer close(p.done)
+		p.mf, p.err = createMappedFile(c.q.dir, from, c.fileSize)
+	}()
+}
+
+// fileFor returns the file the next n bytes go to (put lock held). When they do
+// not fit in the current file with room left for the blank record, it writes
+// the blank record, rolls to the next file and preallocates the one after.
+func (c *commitLog) fileFor(n int64) (*mappedFile, error) {
+	last := c.q.last()
+	if last != nil {
+		wrote := last.wrote.Load()
+		if wrote+n+message.BlankRecordMinSize <= last.size {
+			return last, nil
+		}
+		if wrote < last.size {
+			// END_OF_FILE: the rest of the file is one blank record.
+			message.PutBlankRecord(last.data[wrote:], int32(last.size-wrote))
+			last.wrote.Store(last.size)
+		}
+	}
+	from := int64(0)
+	if last != nil {
+		from = last.from + last.size
+	}
+	var mf *mappedFile
+	if p := c.next; p != nil && p.from == from {
+		<-p.done
+		c.next = nil
+		if p.err == nil {
+			mf = p.mf
+			c.q.appendFile(mf)
+		}
+	} else if p != nil {
+		<-p.done // a stale preallocation (after truncation): drop it
+		c.next = nil
+		if p.err == nil {
+			p.mf.destroy(true)
+		}
+	}
+	if mf == nil {
+		var err error
+		if mf, err = c.q.newFile(from); err != nil {
+			return nil, err
+		}
+	}
+	c.preallocate(from + c.fileSize)
+	return mf, nil
+}
+
+// closeNext drops a pending preallocation (the file stays on disk, empty; it is
+// reused or removed by recovery).
+func (c *commitLog) closeNext() {
+	if p := c.next; p != nil {
+		<-p.done
+		c.next = nil
+		if p.err == nil {
+			p.mf.destroy(false)
+		}
+	}
+}
+
+// dispatchReq is what the consume-queue dispatcher needs about one record.
+type dispatchReq struct {
+	cq          *consumeQueue
+	phy         int64
+	size        int32
+	tagsCode    int64
+	queueOffset int64
+	storeTs     int64
+}
+
+func (d *dispatchReq) end() int64 { return d.phy + int64(d.size) }
+
+// encBuf pools encode buffers: records are encoded outside the put lock.
+var encBuf = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// scheduleTopic holds delayed messages; its consume-queue tags field is the
+// delivery time.
+const scheduleTopic = "SCHEDULE_TOPIC_XXXX"
+
+// Put implements storage.Store.
+func (s *Store) Put(m *message.Message) storage.PutResult {
+	return s.put(unsafe.Slice(m, 1), false)
+}
+
+// PutBatch implements storage.Store.
+func (s *Store) PutBatch(ms []message.Message) storage.PutResult {
+	if len(ms) == 0 {
+		return storage.PutResult{Status: storage.PutMessageIllegal, Err: fmt.Errorf("empty batch")}
+	}
+	return s.put(ms, true)
+}
+
+func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
+	if st, err := s.checkWritable(); st != storage.PutOK {
+		return storage.PutResult{Status: st, Err: err}
+	}
+	total := 0
+	for i := range ms {
+		m := &ms[i]
+		if err := message.Check(m); err != nil {
+			st := storage.PutMessageIllegal
+			if err == message.ErrPropsTooLong {
+				st = storage.PutPropertiesSizeExceeded
+			}
+			return storage.PutResult{Status: st, Err: err}
+		}
+		if batch && (m.Topic != ms[0].Topic || m.QueueID != ms[0].QueueID) {
+			return storage.PutResult{Status: storage.PutMessageIllegal, Err: fmt.Errorf("batch mixes queues %s/%d and %s/%d", ms[0].Topic, ms[0].QueueID, m.Topic, m.QueueID)}
+		}
+		total += message.EncodedSize(m)
+	}
+	if int64(total)+message.BlankRecordMinSize > s.cl.fileSize {
+		return storage.PutResult{Status: storage.PutMessageIllegal, Err: fmt.Errorf("%d bytes of records do not fit in a %d-byte commit log file", total, s.cl.fileSize)}
+	}
+
+	bp := encBuf.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for i := range ms {
+		buf = message.Encode(buf, &ms[i], 0, 0, 0)
+	}
+	defer func() {
+		*bp = buf
+		encBuf.Put(bp)
+	}()
+
+	s.putMu.Lock()
+	// One clock read serves as lock-hold start and store time; the store time
+	// never goes backwards along the log (OffsetByTime relies on it).
+	now := time.Now().UnixMilli()
+	s.lockBegin.Store(now)
+	unlock := func() {
+		s.lockBegin.Store(0)
+		s.putMu.Unlock()
+	}
+	if !s.running.Load() {
+		unlock()
+		return storage.PutResult{Status: storage.PutServiceNotAvailable, Err: errNotRunning}
+	}
+	key := queueKey{ms[0].Topic, ms[0].QueueID}
+	qs := s.queueTable[key]
+	if qs == nil {
+		cq, err := s.consumeQueue(key.topic, key.queueID, true)
+		if err != nil {
+			unlock()
+			return storage.PutResult{Status: storage.PutMessageIllegal, Err: err}
+		}
+		qs = &queueState{cq: cq}
+		s.queueTable[key] = qs
+	}
+	now = max(now, s.lastStoreTs)
+	s.lastStoreTs = now
+	mf, err := s.cl.fileFor(int64(total))
+	if err != nil {
+		unlock()
+		return storage.PutResult{Status: storage.PutCreateMappedFileFailed, Err: err}
+	}
+	pos := mf.wrote.Load()
+	phy := mf.from + pos
+	firstQ := int64(-1)
+	var offsets []int64
+	if batch {
+		offsets = make([]int64, 0, len(ms))
+	}
+	off := 0
+	nextQ := qs.next
+	for i := range ms {
+		rec := buf[off:]
+		size := int(message.RecordSize(rec))
+		q := int64(0)
+		if message.Dispatchable(ms[i].SysFlag) {
+			q = nextQ
+			nextQ++
+		}
+		if firstQ < 0 {
+			firstQ = q
+		}
+		message.PatchRecord(rec[:size], q, phy+int64(off), now)
+		if batch {
+			offsets = append(offsets, phy+int64(off))
+		}
+		off += size
+	}
+	copy(mf.data[pos:], buf)
+	mf.wrote.Store(pos + int64(total))
+	s.cl.lastPutTs.Store(now)
+
+	// Queue the consume-queue entries: written now under ASYNC_FLUSH (still
+	// in the put lock, which keeps each queue in log order), after the fsync
+	// under SYNC_FLUSH.
+	if s.syncFlush {
+		s.pendMu.Lock()
+	}
+	off = 0
+	dispatched := int64(0)
+	for i := range ms {
+		m := &ms[i]
+		size := int32(message.RecordSize(buf[off:]))
+		if message.Dispatchable(m.SysFlag) {
+			tags := m.TagsCode
+			if m.Topic == scheduleTopic {
+				tags = s.deliverTime(message.Property(m.Properties, message.PropertyDelayLevel), now)
+			}
+			d := dispatchReq{cq: qs.cq, phy: phy + int64(off), size: size, tagsCode: tags, queueOffset: qs.next, storeTs: now}
+			qs.next++
+			if s.syncFlush {
+				s.pending = append(s.pending, d)
+			} else if err := s.dispatchOne(&d); err != nil {
+				s.fence(fmt.Errorf("dispatch to consume queue %s/%d: %w", m.Topic, m.QueueID, err))
+			} else {
+				dispatched = d.queueOffset + 1
+			}
+		}
+		off += int(size)
+	}
+	if s.syncFlush {
+		s.pendMu.Unlock()
+	}
+	unlock()
+
+	res := storage.PutResult{Status: storage.PutOK, CommitLogOffset: phy, WroteBytes: int32(total),
+		QueueOffset: firstQ, StoreTimestamp: now, MsgCount: len(ms), Offsets: offsets}
+	if s.syncFlush {
+		if message.Property(ms[0].Properties, message.PropertyWaitStoreMsgOK) == "false" {
+			s.wakeFlusher()
+		} else {
+			res.Status = s.waitFlushed(phy + int64(total))
+		}
+	} else if dispatched > 0 {
+		if l := s.listener.Load(); l != nil {
+			(*l)(key.topic, key.queueID, dispatched)
+		}
+	}
+	return res
+}
+
+// queueState is the put path's view of a queue (put lock).
+type queueState struct {
+	next int64 // next queue offset
+	cq   *consumeQueue
+}
+
+// deliverTime is the consume-queue tags field of a scheduled message: store time
+// plus the delay of its level (clamped to the highest level).
+func (s *Store) deliverTime(levelStr string, storeTs int64) int64 {
+	level, err := strconv.Atoi(levelStr)
+	delays := *s.scheduleDelays.Load()
+	if err != nil || level <= 0 || len(delays) == 0 {
+		return storeTs + 1000
+	}
+	if level > len(delays) {
+		level = len(delays)
+	}
+	return storeTs + delays[level-1].Milliseconds()
+}
+
+// SetScheduleDelays sets the delay of each level (messageDelayLevel), used for
+// the delivery time of SCHEDULE_TOPIC_XXXX entries. The default is RocketMQ's
+// "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".
+func (s *Store) SetScheduleDelays(levels []time.Duration) {
+	l := append([]time.Duration(nil), levels...)
+	s.scheduleDelays.Store(&l)
+}
+
+var defaultScheduleDelays = []time.Duration{
+	time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute, 5 * time.Minute, 6 * time.Minute,
+	7 * time.Minute, 8 * time.Minute, 9 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour,
+}

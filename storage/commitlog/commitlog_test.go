@@ -1,0 +1,45 @@
+package commitlog
+
+import (
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/storage"
+	"github.com/mqd/mqd/storage/storetest"
+)
+
+func openT(t testing.TB, opts storage.Options) *Store {
+	t.Helper()
+	s, err := Open(opts, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+func closeT(t testing.TB, s *Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+func engine() storetest.Engine {
+	return storetest.Engine{
+		Open:  func(t *testing.T, o storage.Options) storage.Store { return openT(t, o) },
+		Close: func(t *testing.T, s storage.Store) { closeT(t, s.(*Store)) },
+	}
+}
+
+func TestConformanceAsync(t *testing.T) { storetest.Run(t, engine()) }
+
+func TestConformanceSync(t *testing.T) {
+	e := engine()
+	open := e.Open
+	e.Open = func(t *testing.T, o storage.Options) storage.Store {
+		o.FlushDiskType = storage.SyncFlush
+		return open(t, o)
+	}
+	storetest.Run(t, e)
+}

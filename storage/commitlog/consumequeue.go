@@ -1,0 +1,290 @@
+package commitlog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+)
+
+// cqUnit is the size of a consume-queue entry: commit-log offset (8), record
+// size (4), tags code (8).
+const cqUnit = 20
+
+// placeholderSize marks the entries written before the first real entry of a
+// queue whose first file starts mid-stream (RocketMQ fillPreBlank).
+const placeholderSize = math.MaxInt32
+
+type queueKey struct {
+	topic   string
+	queueID int32
+}
+
+// consumeQueue is one (topic, queueId) index into the commit log. Only the
+// dispatcher writes it; readers see entries below max.
+type consumeQueue struct {
+	topic   string
+	queueID int32
+	q       *fileQueue
+	max     atomic.Int64 // next logical offset
+	min     atomic.Int64 // first readable logical offset
+	maxPhy  int64        // end of the newest entry's record (dispatcher only)
+}
+
+func cqDir(root, topic string, queueID int32) string {
+	return filepath.Join(root, topic, strconv.Itoa(int(queueID)))
+}
+
+func getEntry(b []byte) (phy int64, size int32, tags int64) {
+	return int64(binary.BigEndian.Uint64(b)), int32(binary.BigEndian.Uint32(b[8:])), int64(binary.BigEndian.Uint64(b[12:]))
+}
+
+func validEntry(phy int64, size int32) bool { return phy >= 0 && size > 0 }
+
+// put writes the entry for queue offset qoff. Entries already covered (a
+// re-dispatch after restart) are ignored; a gap is filled with placeholders so
+// that an entry's position always equals its queue offset.
+func (c *consumeQueue) put(phy int64, size int32, tags, qoff int64) error {
+	if phy+int64(size) <= c.maxPhy {
+		return nil
+	}
+	cur := c.max.Load()
+	if qoff < cur {
+		return nil
+	}
+	if cur == 0 && c.q.last() == nil && qoff > 0 {
+		// First file of a queue created mid-stream (its older files were
+		// deleted, or the CQ was lost): start at the file holding qoff.
+		from := (qoff * cqUnit) - (qoff*cqUnit)%c.q.fileSize
+		if _, err := c.q.newFile(from); err != nil {
+			return err
+		}
+		cur = from / cqUnit
+		c.max.Store(cur)
+		c.min.Store(qoff)
+	}
+	for cur < qoff {
+		if err := c.write(0, placeholderSize, 0, cur); err != nil {
+			return err
+		}
+		cur++
+	}
+	if err := c.write(phy, size, tags, qoff); err != nil {
+		return err
+	}
+	c.maxPhy = phy + int64(size)
+	return nil
+}
+
+func (c *consumeQueue) write(phy int64, size int32, tags, qoff int64) error {
+	mf := c.q.last()
+	if mf == nil || mf.full() {
+		from := qoff * cqUnit
+		if mf != nil {
+			from = mf.from + mf.size
+		} else if from%c.q.fileSize != 0 {
+			return fmt.Errorf("consume queue %s/%d: no file for entry %d", c.topic, c.queueID, qoff)
+		}
+		var err error
+		if mf, err = c.q.newFile(from); err != nil {
+			return fmt.Errorf("consume queue %s/%d: %w", c.topic, c.queueID, err)
+		}
+	}
+	pos := mf.wrote.Load()
+	if mf.from+pos != qoff*cqUnit {
+		return fmt.Errorf("consume queue %s/%d: entry %d would land at byte %d", c.topic, c.queueID, qoff, mf.from+pos)
+	}
+	b := mf.data[pos : pos+cqUnit]
+	binary.BigEndian.PutUint64(b, uint64(phy))
+	binary.BigEndian.PutUint32(b[8:], uint32(size))
+	binary.BigEndian.PutUint64(b[12:], uint64(tags))
+	mf.wrote.Store(pos + cqUnit)
+	c.max.Store(qoff + 1)
+	return nil
+}
+
+// entry reads the entry at logical offset idx (which must be in [min, max)).
+func (c *consumeQueue) entry(idx int64) (phy int64, size int32, tags int64, ok bool) {
+	if idx < 0 || idx >= c.max.Load() {
+		return 0, 0, 0, false
+	}
+	mf := c.q.find(idx * cqUnit)
+	if mf == nil {
+		return 0, 0, 0, false
+	}
+	defer mf.release()
+	pos := idx*cqUnit - mf.from
+	if pos+cqUnit > mf.wrote.Load() {
+		return 0, 0, 0, false
+	}
+	phy, size, tags = getEntry(mf.data[pos:])
+	return phy, size, tags, true
+}
+
+// entries returns the held file holding logical offset idx and the readable
+// entry bytes from idx to the end of that file (at most maxBytes). The caller
+// releases the file.
+func (c *consumeQueue) entries(idx int64, maxBytes int64) (*mappedFile, []byte) {
+	limit := c.max.Load() * cqUnit
+	mf := c.q.find(idx * cqUnit)
+	if mf == nil {
+		return nil, nil
+	}
+	pos := idx*cqUnit - mf.from
+	end := min(mf.wrote.Load(), limit-mf.from, pos+maxBytes)
+	if end <= pos {
+		mf.release()
+		return nil, nil
+	}
+	return mf, mf.data[pos:end]
+}
+
+// recover finds the end of the valid entries (scanning from the third-last
+// file) and truncates the queue there.
+func (c *consumeQueue) recover() error {
+	files := c.q.snapshot()
+	if len(files) == 0 {
+		return nil
+	}
+	start := max(len(files)-3, 0)
+	end := files[start].from
+	maxPhy := int64(-1)
+scan:
+	for _, mf := range files[start:] {
+		for pos := int64(0); pos+cqUnit <= mf.size; pos += cqUnit {
+			phy, size, _ := getEntry(mf.data[pos:])
+			if !validEntry(phy, size) {
+				end = mf.from + pos
+				break scan
+			}
+			if size != placeholderSize {
+				maxPhy = phy + int64(size)
+			}
+			end = mf.from + pos + cqUnit
+		}
+	}
+	if err := c.q.truncate(end); err != nil {
+		return err
+	}
+	c.max.Store(end / cqUnit)
+	c.maxPhy = maxPhy
+	if maxPhy < 0 {
+		c.maxPhy = c.scanMaxPhy()
+	}
+	return nil
+}
+
+// scanMaxPhy finds the newest real entry when the last files hold only
+// placeholders (rare).
+func (c *consumeQueue) scanMaxPhy() int64 {
+	for idx := c.max.Load() - 1; idx >= c.q.minOffset()/cqUnit; idx-- {
+		if phy, size, _, ok := c.entry(idx); ok && validEntry(phy, size) && size != placeholderSize {
+			return phy + int64(size)
+		}
+	}
+	return 0
+}
+
+// truncateByPhy drops the entries pointing at or past the commit-log end.
+func (c *consumeQueue) truncateByPhy(clEnd int64) error {
+	lo := c.q.minOffset() / cqUnit
+	idx := c.max.Load()
+	for idx > lo {
+		phy, size, _, ok := c.entry(idx - 1)
+		if !ok {
+			break
+		}
+		if size == placeholderSize || phy+int64(size) <= clEnd {
+			break
+		}
+		idx--
+	}
+	if idx == c.max.Load() {
+		return nil
+	}
+	if err := c.q.truncate(idx * cqUnit); err != nil {
+		return err
+	}
+	c.max.Store(idx)
+	c.maxPhy = c.scanMaxPhy()
+	return nil
+}
+
+// correctMin sets the first readable offset: the first entry that is not a
+// placeholder and whose record is still in the commit log.
+func (c *consumeQueue) correctMin(clMin int64) {
+	idx := c.q.minOffset() / cqUnit
+	maxOff := c.max.Load()
+	for ; idx < maxOff; idx++ {
+		phy, size, _, ok := c.entry(idx)
+		if !ok || (size != placeholderSize && phy >= clMin) {
+			break
+		}
+	}
+	c.min.Store(idx)
+}
+
+// flush msyncs dirty entries.
+func (c *consumeQueue) flush(leastPages int) error {
+	last := c.q.last()
+	if last == nil {
+		return nil
+	}
+	files := c.q.snapshot()
+	for _, mf := range files {
+		if mf.flushed.Load() >= mf.wrote.Load() {
+			continue
+		}
+		if !mf.hold() {
+			continue
+		}
+		_, err := mf.flush(leastPages)
+		mf.release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadConsumeQueues maps every <root>/<topic>/<queueId> series.
+func loadConsumeQueues(root string, fileSize int64) (map[queueKey]*consumeQueue, error) {
+	out := map[queueKey]*consumeQueue{}
+	topics, err := os.ReadDir(root)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return out, nil
+		}
+		return nil, err
+	}
+	for _, t := range topics {
+		if !t.IsDir() {
+			continue
+		}
+		qs, err := os.ReadDir(filepath.Join(root, t.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, qd := range qs {
+			id, err := strconv.ParseInt(qd.Name(), 10, 32)
+			if err != nil || !qd.IsDir() {
+				continue
+			}
+			fq, err := loadFileQueue(filepath.Join(root, t.Name(), qd.Name()), fileSize)
+			if err != nil {
+				for _, c := range out {
+					c.q.close()
+				}
+				return nil, err
+			}
+			c := &consumeQueue{topic: t.Name(), queueID: int32(id), q: fq}
+			c.max.Store(fq.maxOffset() / cqUnit)
+			c.min.Store(fq.minOffset() / cqUnit)
+			out[queueKey{t.Name(), int32(id)}] = c
+		}
+	}
+	return out, nil
+}

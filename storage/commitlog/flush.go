@@ -1,0 +1,217 @@
+package commitlog
+
+import (
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/mqd/mqd/storage"
+)
+
+// Flushing. ASYNC_FLUSH: a background loop msyncs the commit log every
+// flushIntervalCommitLog when at least flushCommitLogLeastPages dirty pages are
+// pending, and everything every flushCommitLogThoroughInterval. SYNC_FLUSH: a
+// group-commit loop; each put wakes it and waits until flushedWhere covers its
+// bytes. One msync covers every put appended since the previous one, so many
+// concurrent puts share an fsync. Consume queues flush on their own loop, which
+// also persists the checkpoint.
+
+// wakeFlusher nudges the group-commit loop (non-blocking).
+func (s *Store) wakeFlusher() {
+	select {
+	case s.flushWake <- struct{}{}:
+	default:
+	}
+}
+
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// waitFlushed blocks until the commit log is fsynced up to end and the records
+// below it are dispatched (syncedWhere), or until
+// syncFlushTimeout (then the message is stored but not known durable).
+func (s *Store) waitFlushed(end int64) storage.PutStatus {
+	s.wakeFlusher()
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+			timerPool.Put(t)
+		}
+	}()
+	for {
+		ch := *s.flushNotify.Load()
+		if s.syncedWhere.Load() >= end {
+			return storage.PutOK
+		}
+		if s.fenceErr.Load() != nil {
+			return storage.PutFlushDiskTimeout
+		}
+		if t == nil {
+			t = timerPool.Get().(*time.Timer)
+			t.Reset(s.syncTimeout)
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			if s.syncedWhere.Load() >= end {
+				return storage.PutOK
+			}
+			return storage.PutFlushDiskTimeout
+		}
+	}
+}
+
+// broadcastFlushed wakes every waiter (they re-check flushedWhere).
+func (s *Store) broadcastFlushed() {
+	ch := make(chan struct{})
+	old := s.flushNotify.Swap(&ch)
+	close(*old)
+}
+
+// flushCommitLog msyncs the commit log (leastPages as in MappedFile.flush),
+// advances flushedWhere and the checkpoint's physic timestamp.
+func (s *Store) flushCommitLog(leastPages int) (int64, error) {
+	ts := s.cl.lastPutTs.Load()
+	maxOff := s.cl.q.maxOffset()
+	flushed, err := s.cl.q.flush(s.cl.flushedWhere.Load(), leastPages)
+	if err != nil {
+		s.fence(err)
+		return s.cl.flushedWhere.Load(), err
+	}
+	if prev := s.cl.flushedWhere.Load(); flushed > prev {
+		s.cl.flushedWhere.Store(flushed)
+		s.flushes.Add(1)
+	}
+	if flushed >= maxOff && ts > 0 {
+		s.cp.setPhysic(ts)
+	}
+	return flushed, nil
+}
+
+// groupCommitLoop is the SYNC_FLUSH flusher.
+func (s *Store) groupCommitLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopCh:
+			s.syncFlushOnce()
+			return
+		case <-s.flushWake:
+		case <-tick.C:
+		}
+		s.syncFlushOnce()
+	}
+}
+
+func (s *Store) syncFlushOnce() {
+	if s.cl.q.maxOffset() > s.cl.flushedWhere.Load() || s.pendingLen() > 0 {
+		// Let putters that are already runnable append first, so one fsync
+		// covers more of them (the woken waiters of the previous flush are
+		// usually about to put again): yield while appends keep arriving.
+		for i, prev := 0, s.cl.q.maxOffset(); i < 8; i++ {
+			runtime.Gosched()
+			cur := s.cl.q.maxOffset()
+			if cur == prev {
+				break
+			}
+			prev = cur
+		}
+		flushed, err := s.flushCommitLog(0)
+		if err == nil {
+			s.dispatchPending(flushed)
+			s.syncedWhere.Store(flushed)
+		}
+		s.broadcastFlushed()
+	}
+}
+
+func (s *Store) pendingLen() int {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	return len(s.pending)
+}
+
+// asyncFlushLoop is the ASYNC_FLUSH flusher (FlushRealTimeService).
+func (s *Store) asyncFlushLoop() {
+	defer s.wg.Done()
+	interval := time.Duration(s.opts.FlushIntervalCommitLog) * time.Millisecond
+	thorough := time.Duration(s.opts.FlushCommitLogThoroughInterval) * time.Millisecond
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case <-tick.C:
+		}
+		least := s.opts.FlushCommitLogLeastPages
+		if time.Since(last) >= thorough {
+			least = 0
+			last = time.Now()
+		}
+		if _, err := s.flushCommitLog(least); err != nil {
+			s.log.Error().Err(err).Msg("commit log flush failed; store no longer accepts writes")
+			return
+		}
+	}
+}
+
+// cqFlushLoop flushes consume queues (FlushConsumeQueueService) and, on the
+// thorough rounds, the checkpoint.
+func (s *Store) cqFlushLoop() {
+	defer s.wg.Done()
+	interval := time.Duration(s.opts.FlushIntervalConsumeQueue) * time.Millisecond
+	thorough := time.Duration(s.opts.FlushConsumeQueueThoroughInterval) * time.Millisecond
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case <-tick.C:
+		}
+		least := s.opts.FlushConsumeQueueLeastPages
+		full := time.Since(last) >= thorough
+		if full {
+			least = 0
+			last = time.Now()
+		}
+		if err := s.flushConsumeQueues(least, full); err != nil {
+			s.log.Error().Err(err).Msg("consume queue flush failed; store no longer accepts writes")
+			s.fence(err)
+			return
+		}
+	}
+}
+
+// flushConsumeQueues msyncs every consume queue; with checkpoint set it then
+// records the logics timestamp and persists the checkpoint.
+func (s *Store) flushConsumeQueues(leastPages int, checkpoint bool) error {
+	ts := s.lastDispatchTs.Load()
+	s.cqMu.RLock()
+	cqs := make([]*consumeQueue, 0, len(s.cqs))
+	for _, cq := range s.cqs {
+		cqs = append(cqs, cq)
+	}
+	s.cqMu.RUnlock()
+	for _, cq := range cqs {
+		if err := cq.flush(leastPages); err != nil {
+			return err
+		}
+	}
+	if checkpoint {
+		if ts > 0 {
+			s.cp.setLogics(ts)
+		}
+		return s.cp.flush()
+	}
+	return nil
+}

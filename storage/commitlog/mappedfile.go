@@ -1,0 +1,426 @@
+package commitlog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// pageSize is RocketMQ's flush granularity (MappedFile.OS_PAGE_SIZE).
+const pageSize = 4096
+
+// fileName is the 20-digit zero-padded start offset (UtilAll.offset2FileName).
+func fileName(offset int64) string { return fmt.Sprintf("%020d", offset) }
+
+// mappedFile is one preallocated, fully mapped file of a file queue. Positions
+// are relative to the file start. Only the owner's single writer moves wrote;
+// readers see bytes below wrote (a release store after the copy).
+type mappedFile struct {
+	path    string
+	from    int64 // global offset of byte 0
+	size    int64
+	f       *os.File
+	data    []byte
+	wrote   atomic.Int64
+	flushed atomic.Int64
+
+	// refs counts the owner's reference (1) plus readers holding the file.
+	// The mapping is released when it reaches 0 after destroy.
+	refs      atomic.Int64
+	destroyed atomic.Bool
+	remove    atomic.Bool // delete the file once unmapped
+}
+
+// createMappedFile creates (or reuses, if it already has the right size) the file
+// at dir/<from> and maps it.
+func createMappedFile(dir string, from, size int64) (*mappedFile, error) {
+	path := filepath.Join(dir, fileName(from))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() != size {
+		if st.Size() > size {
+			f.Close()
+			return nil, fmt.Errorf("%s: size %d larger than the mapped file size %d", path, st.Size(), size)
+		}
+		// Reserve the blocks now so a full disk fails here and not as SIGBUS on
+		// a write through the mapping.
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+			if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+				f.Close()
+				os.Remove(path)
+				return nil, fmt.Errorf("preallocate %s: %w", path, err)
+			}
+			if err := f.Truncate(size); err != nil {
+				f.Close()
+				os.Remove(path)
+				return nil, err
+			}
+		}
+		if err := syncDir(dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return mapFile(f, path, from, size)
+}
+
+// openMappedFile maps an existing file, which must be exactly size bytes.
+func openMappedFile(path string, from, size int64) (*mappedFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() != size {
+		f.Close()
+		return nil, fmt.Errorf("%s: size %d, want %d (the mapped file size setting must not change while files exist)", path, st.Size(), size)
+	}
+	return mapFile(f, path, from, size)
+}
+
+func mapFile(f *os.File, path string, from, size int64) (*mappedFile, error) {
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	mf := &mappedFile{path: path, from: from, size: size, f: f, data: data}
+	mf.refs.Store(1)
+	return mf, nil
+}
+
+// hold takes a reader reference; false if the file is being destroyed.
+func (m *mappedFile) hold() bool {
+	for {
+		r := m.refs.Load()
+		if r <= 0 || m.destroyed.Load() {
+			return false
+		}
+		if m.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+// release drops a reference; the last one unmaps (and deletes when asked).
+func (m *mappedFile) release() {
+	if m.refs.Add(-1) == 0 {
+		_ = unix.Munmap(m.data)
+		m.data = nil
+		_ = m.f.Close()
+		if m.remove.Load() {
+			_ = os.Remove(m.path)
+		}
+	}
+}
+
+// destroy drops the owner's reference: the mapping goes once readers release.
+func (m *mappedFile) destroy(removeFile bool) {
+	if removeFile {
+		m.remove.Store(true)
+	}
+	if m.destroyed.CompareAndSwap(false, true) {
+		m.release()
+	}
+}
+
+func (m *mappedFile) full() bool { return m.wrote.Load() >= m.size }
+
+// flush msyncs the written but unflushed range when at least leastPages dirty
+// pages are pending (or the file is full, or leastPages is 0). It returns the
+// flushed position.
+func (m *mappedFile) flush(leastPages int) (int64, error) {
+	wrote := m.wrote.Load()
+	flushed := m.flushed.Load()
+	if wrote <= flushed {
+		return flushed, nil
+	}
+	if leastPages > 0 && wrote < m.size && wrote/pageSize-flushed/pageSize < int64(leastPages) {
+		return flushed, nil
+	}
+	start := flushed &^ (pageSize - 1)
+	end := wrote
+	if err := unix.Msync(m.data[start:end], unix.MS_SYNC); err != nil {
+		return flushed, fmt.Errorf("msync %s: %w", m.path, err)
+	}
+	for {
+		cur := m.flushed.Load()
+		if cur >= wrote || m.flushed.CompareAndSwap(cur, wrote) {
+			break
+		}
+	}
+	return wrote, nil
+}
+
+// zeroFrom clears [pos, size): stale bytes after a truncation point must not
+// look like records to a later recovery. Whole pages are punched out; the
+// partial first page is cleared through the mapping.
+func (m *mappedFile) zeroFrom(pos int64) error {
+	if pos >= m.size {
+		return nil
+	}
+	pageStart := (pos + pageSize - 1) &^ (pageSize - 1)
+	if pageStart > m.size {
+		pageStart = m.size
+	}
+	clear(m.data[pos:pageStart])
+	if pageStart < m.size {
+		err := unix.Fallocate(int(m.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, pageStart, m.size-pageStart)
+		if err != nil {
+			// No hole punching: clear the rest through the mapping, page by page
+			// only where something is written, to avoid dirtying a whole file.
+			for p := pageStart; p < m.size; p += pageSize {
+				pg := m.data[p : p+pageSize]
+				if !allZero(pg) {
+					clear(pg)
+				}
+			}
+		}
+	}
+	return unix.Msync(m.data[pos&^(pageSize-1):], unix.MS_SYNC)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// fileQueue is an ordered series of equally sized mapped files named by start
+// offset (RocketMQ MappedFileQueue).
+type fileQueue struct {
+	dir      string
+	fileSize int64
+
+	mu    sync.RWMutex
+	files []*mappedFile
+}
+
+// loadFileQueue maps the files in dir. Every name must be a 20-digit offset and
+// every file exactly fileSize bytes; positions start at the file size and
+// recovery fixes the tail.
+func loadFileQueue(dir string, fileSize int64) (*fileQueue, error) {
+	q := &fileQueue{dir: dir, fileSize: fileSize}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return q, nil
+		}
+		return nil, err
+	}
+	var offs []int64
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		n := e.Name()
+		off, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || len(n) != 20 {
+			continue // not ours (editor backups, lost+found ...)
+		}
+		if off%fileSize != 0 {
+			return nil, fmt.Errorf("%s: offset %d is not a multiple of the file size %d", filepath.Join(dir, n), off, fileSize)
+		}
+		offs = append(offs, off)
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+	for i, off := range offs {
+		if i > 0 && off != offs[i-1]+fileSize {
+			q.close()
+			return nil, fmt.Errorf("%s: gap between files %s and %s", dir, fileName(offs[i-1]), fileName(off))
+		}
+		mf, err := openMappedFile(filepath.Join(dir, fileName(off)), off, fileSize)
+		if err != nil {
+			q.close()
+			return nil, err
+		}
+		mf.wrote.Store(fileSize)
+		mf.flushed.Store(fileSize)
+		q.files = append(q.files, mf)
+	}
+	return q, nil
+}
+
+func (q *fileQueue) close() {
+	q.mu.Lock()
+	files := q.files
+	q.files = nil
+	q.mu.Unlock()
+	for _, f := range files {
+		f.destroy(false)
+	}
+}
+
+// last returns the newest file (nil if none). Not held: only the writer and
+// code that owns the queue's lifecycle use it.
+func (q *fileQueue) last() *mappedFile {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if len(q.files) == 0 {
+		return nil
+	}
+	return q.files[len(q.files)-1]
+}
+
+func (q *fileQueue) first() *mappedFile {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if len(q.files) == 0 {
+		return nil
+	}
+	return q.files[0]
+}
+
+func (q *fileQueue) snapshot() []*mappedFile {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return append([]*mappedFile(nil), q.files...)
+}
+
+// minOffset is the start of the first file.
+func (q *fileQueue) minOffset() int64 {
+	if f := q.first(); f != nil {
+		return f.from
+	}
+	return 0
+}
+
+// maxOffset is the global write position.
+func (q *fileQueue) maxOffset() int64 {
+	if f := q.last(); f != nil {
+		return f.from + f.wrote.Load()
+	}
+	return 0
+}
+
+// find returns the held file containing offset, or nil.
+func (q *fileQueue) find(offset int64) *mappedFile {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if len(q.files) == 0 || offset < q.files[0].from {
+		return nil
+	}
+	i := (offset - q.files[0].from) / q.fileSize
+	if i >= int64(len(q.files)) {
+		return nil
+	}
+	f := q.files[i]
+	if offset >= f.from+f.size || !f.hold() {
+		return nil
+	}
+	return f
+}
+
+// appendFile adds a file after the last one.
+func (q *fileQueue) appendFile(mf *mappedFile) {
+	q.mu.Lock()
+	q.files = append(q.files, mf)
+	q.mu.Unlock()
+}
+
+// newFile creates the file at from and appends it.
+func (q *fileQueue) newFile(from int64) (*mappedFile, error) {
+	if err := os.MkdirAll(q.dir, 0o755); err != nil {
+		return nil, err
+	}
+	mf, err := createMappedFile(q.dir, from, q.fileSize)
+	if err != nil {
+		return nil, err
+	}
+	q.appendFile(mf)
+	return mf, nil
+}
+
+// truncate sets the write position to offset: the file holding it keeps its
+// bytes below offset and is zeroed from there; later files are deleted.
+func (q *fileQueue) truncate(offset int64) error {
+	q.mu.Lock()
+	var keep, drop []*mappedFile
+	for _, f := range q.files {
+		if f.from+f.size <= offset {
+			keep = append(keep, f)
+			continue
+		}
+		if f.from <= offset {
+			pos := offset - f.from
+			if f.wrote.Load() > pos || f.wrote.Load() == f.size {
+				if err := f.zeroFrom(pos); err != nil {
+					q.mu.Unlock()
+					return err
+				}
+			}
+			f.wrote.Store(pos)
+			f.flushed.Store(pos)
+			keep = append(keep, f)
+			continue
+		}
+		drop = append(drop, f)
+	}
+	q.files = keep
+	q.mu.Unlock()
+	for _, f := range drop {
+		f.destroy(true)
+	}
+	if len(drop) > 0 {
+		return syncDir(q.dir)
+	}
+	return nil
+}
+
+// flush flushes files from the one holding from on; it returns the new flushed
+// global offset.
+func (q *fileQueue) flush(from int64, leastPages int) (int64, error) {
+	files := q.snapshot()
+	flushedTo := from
+	for _, f := range files {
+		if f.from+f.size <= from {
+			continue
+		}
+		if !f.hold() {
+			continue
+		}
+		pos, err := f.flush(leastPages)
+		f.release()
+		if err != nil {
+			return flushedTo, err
+		}
+		flushedTo = f.from + pos
+		if pos < f.size {
+			break
+		}
+	}
+	return flushedTo, nil
+}
