@@ -1,0 +1,389 @@
+package remoting
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ErrConnClosed is returned by calls on a closed connection, and by Invoke when
+// the connection closes before the response arrives.
+var ErrConnClosed = errors.New("remoting: connection closed")
+
+const (
+	// readBufferSize holds many small frames per read syscall; larger frames
+	// bypass it and are read straight into their own buffer.
+	readBufferSize = 32 << 10
+	// flushThreshold bounds how much a writer coalesces before it flushes even
+	// though other writers are waiting.
+	flushThreshold = 64 << 10
+	// largeBody is the body size from which a frame's body is written from the
+	// caller's slice (writev) instead of being copied into the write buffer.
+	largeBody = 32 << 10
+	// maxKeptWriteBuffer is the write buffer capacity kept between flushes.
+	maxKeptWriteBuffer = 256 << 10
+)
+
+var (
+	connIDs    atomic.Uint64
+	opaqueSeed atomic.Int32
+)
+
+// nextOpaque returns a fresh request id, process-wide like the Go client's.
+func nextOpaque() int32 { return opaqueSeed.Add(1) }
+
+// owner is what a connection needs from its Server or Client.
+type owner interface {
+	handler(code int16) Handler
+	// acquire admits one handler run; false means the owner is shutting down.
+	acquire() bool
+	release()
+}
+
+type connConfig struct {
+	maxFrame     int
+	idle         time.Duration // <= 0: no idle timeout
+	writeTimeout time.Duration // <= 0: none
+	log          zerolog.Logger
+}
+
+// Conn is one remoting connection, server- or client-side. Requests, responses
+// and requests from the peer are multiplexed on it by opaque.
+type Conn struct {
+	id     uint64
+	nc     net.Conn
+	remote net.Addr
+	local  net.Addr
+	owner  owner
+	cfg    connConfig
+
+	// Writers coalesce: each one appends its frame to wbuf under wmu, and only
+	// the one that finds no other writer pending (or a full buffer) flushes, so
+	// concurrent responses share write syscalls without a writer goroutine, and
+	// a write returns once its frame is on the socket. BenchmarkServerRoundTrip
+	// (16 callers, 2 cores) measured 1.7 socket writes per round trip against 2
+	// when flushing every frame; a variant where writers leave their frame to
+	// whoever is mid-flush did no better and loses synchronous write errors.
+	wmu     sync.Mutex
+	wbuf    []byte
+	wwait   atomic.Int32 // writers between announcing themselves and finishing
+	werr    error        // sticky write error, under wmu
+	noMerge bool         // tests: flush every frame, to measure coalescing
+	flushes uint64       // socket writes, under wmu (benchmarks report it)
+
+	pmu     sync.Mutex
+	pending map[int32]*call
+	closed  bool // under pmu
+
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newConn(nc net.Conn, o owner, cfg connConfig) *Conn {
+	return &Conn{
+		id:      connIDs.Add(1),
+		nc:      nc,
+		remote:  nc.RemoteAddr(),
+		local:   nc.LocalAddr(),
+		owner:   o,
+		cfg:     cfg,
+		pending: make(map[int32]*call),
+		done:    make(chan struct{}),
+	}
+}
+
+// ID is unique per process.
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemoteAddr is the peer address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// LocalAddr is the local address of the connection.
+func (c *Conn) LocalAddr() net.Addr { return c.local }
+
+// Done is closed when the connection is closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Close closes the connection. Pending Invokes fail with ErrConnClosed.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.pmu.Lock()
+		c.closed = true
+		c.pmu.Unlock()
+		close(c.done)
+		c.nc.Close()
+	})
+	return nil
+}
+
+func (c *Conn) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// call is a pending Invoke. Calls are pooled: the channel is drained before a
+// call goes back, so a late response can never reach the next user.
+type call struct{ ch chan *Command }
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *Command, 1)} }}
+
+// Invoke sends a request with a fresh opaque and waits for the response until
+// ctx ends or the connection closes. req is not modified, so one request may be
+// sent to many connections concurrently. Without a ctx deadline Invoke waits as
+// long as the connection lives.
+func (c *Conn) Invoke(ctx context.Context, req *Command) (*Command, error) {
+	if req == nil {
+		return nil, errors.New("remoting: nil request")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	opaque := nextOpaque()
+	cl := callPool.Get().(*call)
+	c.pmu.Lock()
+	if c.closed {
+		c.pmu.Unlock()
+		callPool.Put(cl)
+		return nil, ErrConnClosed
+	}
+	c.pending[opaque] = cl
+	c.pmu.Unlock()
+
+	if err := c.write(req, opaque, req.Flag&^(FlagResponse|FlagOneway), req.SerializeType); err != nil {
+		c.abandon(opaque, cl)
+		return nil, err
+	}
+	select {
+	case resp := <-cl.ch:
+		callPool.Put(cl)
+		return resp, nil
+	case <-ctx.Done():
+		if resp := c.abandon(opaque, cl); resp != nil {
+			return resp, nil
+		}
+		return nil, ctx.Err()
+	case <-c.done:
+		if resp := c.abandon(opaque, cl); resp != nil {
+			return resp, nil
+		}
+		return nil, ErrConnClosed
+	}
+}
+
+// abandon removes a pending call. If the reader took it first, its response
+// is (or is about to be) in the channel and is returned.
+func (c *Conn) abandon(opaque int32, cl *call) *Command {
+	c.pmu.Lock()
+	mine := c.pending[opaque] == cl
+	if mine {
+		delete(c.pending, opaque)
+	}
+	c.pmu.Unlock()
+	var resp *Command
+	if !mine {
+		resp = <-cl.ch
+	}
+	callPool.Put(cl)
+	return resp
+}
+
+// complete hands a response to its waiting Invoke; responses nobody waits for
+// (late, or to oneway requests) are dropped.
+func (c *Conn) complete(resp *Command) {
+	c.pmu.Lock()
+	cl := c.pending[resp.Opaque]
+	if cl != nil {
+		delete(c.pending, resp.Opaque)
+	}
+	c.pmu.Unlock()
+	if cl != nil {
+		cl.ch <- resp
+	}
+}
+
+// InvokeOneway sends req with a fresh opaque and the oneway flag and does not
+// wait for anything.
+func (c *Conn) InvokeOneway(req *Command) error {
+	if req == nil {
+		return errors.New("remoting: nil request")
+	}
+	return c.write(req, nextOpaque(), req.Flag&^FlagResponse|FlagOneway, req.SerializeType)
+}
+
+// respond writes the response to req: same opaque, same encoding, response flag.
+func (c *Conn) respond(req, resp *Command) {
+	err := c.write(resp, req.Opaque, resp.Flag|FlagResponse, req.SerializeType)
+	if encErr, ok := err.(*encodeError); ok {
+		c.cfg.log.Warn().Str("remote", c.remote.String()).Int16("code", req.Code).Err(encErr.err).
+			Msg("cannot encode response; answering SYSTEM_ERROR")
+		_ = c.write(NewResponse(SystemError, encErr.err.Error()), req.Opaque, FlagResponse, req.SerializeType)
+	}
+}
+
+// encodeError marks a frame that could not be encoded; the connection is fine.
+type encodeError struct{ err error }
+
+func (e *encodeError) Error() string { return e.err.Error() }
+func (e *encodeError) Unwrap() error { return e.err }
+
+// write encodes one frame into the write buffer and flushes it unless another
+// writer is already waiting to add its own frame (that writer flushes both).
+func (c *Conn) write(cmd *Command, opaque, flag int32, st SerializeType) error {
+	c.wwait.Add(1)
+	c.wmu.Lock()
+	if c.werr != nil {
+		c.wwait.Add(-1)
+		err := c.werr
+		c.wmu.Unlock()
+		return err
+	}
+	start := len(c.wbuf)
+	large := len(cmd.Body) >= largeBody
+	var err error
+	c.wbuf, err = appendFrameHead(c.wbuf, cmd, opaque, flag, st)
+	if err == nil && !large {
+		c.wbuf = append(c.wbuf, cmd.Body...)
+	}
+	last := c.wwait.Add(-1) == 0
+	switch {
+	case err != nil:
+		c.wbuf = c.wbuf[:start]
+		err = &encodeError{err}
+		// Writers that skipped their flush counted on this one.
+		if last && len(c.wbuf) > 0 {
+			if ferr := c.flush(nil); ferr != nil {
+				err = ferr
+			}
+		}
+	case large:
+		err = c.flush(cmd.Body)
+	case last || c.noMerge || len(c.wbuf) >= flushThreshold:
+		err = c.flush(nil)
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		if _, ok := err.(*encodeError); !ok {
+			c.Close()
+		}
+	}
+	return err
+}
+
+// flush writes the buffer (and a large body after it) to the socket; wmu held.
+func (c *Conn) flush(body []byte) error {
+	if c.cfg.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+	}
+	c.flushes++
+	var err error
+	if body == nil {
+		_, err = c.nc.Write(c.wbuf)
+	} else {
+		bufs := net.Buffers{c.wbuf, body}
+		_, err = bufs.WriteTo(c.nc)
+	}
+	if cap(c.wbuf) > maxKeptWriteBuffer {
+		c.wbuf = nil
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	if err != nil {
+		c.werr = fmt.Errorf("remoting: write to %s: %w", c.remote, err)
+		return c.werr
+	}
+	return nil
+}
+
+// serve reads frames until the connection fails or closes, then closes it and
+// logs why. Requests run on their own goroutines; responses complete Invokes.
+func (c *Conn) serve() error {
+	br := bufio.NewReaderSize(c.nc, readBufferSize)
+	var err error
+	for {
+		if c.cfg.idle > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(c.cfg.idle))
+		}
+		var cmd *Command
+		cmd, err = ReadCommand(br, c.cfg.maxFrame)
+		if err != nil {
+			break
+		}
+		if cmd.IsResponse() {
+			c.complete(cmd)
+			continue
+		}
+		c.dispatch(cmd)
+	}
+	closedByUs := c.isClosed()
+	c.Close()
+	c.logClose(err, closedByUs)
+	return err
+}
+
+func (c *Conn) logClose(err error, closedByUs bool) {
+	log := &c.cfg.log
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrProtocol):
+		log.Warn().Str("remote", c.remote.String()).Str("reason", err.Error()).Msg("closing connection: bad frame")
+	case closedByUs:
+		log.Debug().Str("remote", c.remote.String()).Msg("connection closed")
+	case errors.As(err, &ne) && ne.Timeout():
+		log.Info().Str("remote", c.remote.String()).Dur("idle", c.cfg.idle).Msg("closing idle connection")
+	case errors.Is(err, io.EOF):
+		log.Debug().Str("remote", c.remote.String()).Msg("connection closed by peer")
+	default:
+		log.Info().Str("remote", c.remote.String()).Err(err).Msg("connection failed")
+	}
+}
+
+func (c *Conn) dispatch(req *Command) {
+	h := c.owner.handler(req.Code)
+	if h == nil {
+		if !req.IsOneway() {
+			c.respond(req, NewResponse(RequestCodeNotSupported,
+				fmt.Sprintf("request code %d not supported", req.Code)))
+		}
+		return
+	}
+	if !c.owner.acquire() {
+		if !req.IsOneway() {
+			c.respond(req, NewResponse(ServiceNotAvailable, "server is shutting down"))
+		}
+		return
+	}
+	go c.run(h, req)
+}
+
+func (c *Conn) run(h Handler, req *Command) {
+	defer c.owner.release()
+	resp := c.call(h, req)
+	if resp != nil && !req.IsOneway() {
+		c.respond(req, resp)
+	}
+}
+
+// call runs a handler, turning a panic into SYSTEM_ERROR.
+func (c *Conn) call(h Handler, req *Command) (resp *Command) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.cfg.log.Error().Str("remote", c.remote.String()).Int16("code", req.Code).
+				Interface("panic", r).Bytes("stack", debug.Stack()).Msg("request handler panicked")
+			resp = NewResponse(SystemError, fmt.Sprint(r))
+		}
+	}()
+	return h(c, req)
+}
