@@ -52,7 +52,7 @@ func TestProducerAgainstCluster(t *testing.T) {
 		case latencyLine.MatchString(l):
 			sawLatency = true
 		case strings.HasPrefix(l, "topic: "+topic+" threadCount: 8 messageSize: 256 "),
-			l == "delayEnable: false delayLevel: 1", l == "asyncEnable: false", l == "batchSize: 1 producers: 1":
+			l == "delayEnable: false delayLevel: 1", l == "asyncEnable: false", l == "batchSize: 1 producers: 1 client: go":
 		default:
 			t.Errorf("unexpected output line %q", l)
 		}
@@ -74,6 +74,25 @@ func TestProducerAgainstCluster(t *testing.T) {
 	}
 	if sum.Sent == 0 || sum.Sent%4 != 0 || sum.SendFailed != 0 || sum.Latency.P99 <= 0 || sum.Batch != 4 {
 		t.Errorf("json summary %+v", sum)
+	}
+
+	// The native client: single and batch sends, several connections, and a
+	// topic that does not exist yet (auto-created through TBW102).
+	for _, batch := range []string{"1", "4"} {
+		out.Reset()
+		errOut.Reset()
+		newTopic := tests.UniqueName("BenchNative")
+		code = run(context.Background(), []string{"producer", "--client", "native", "-p", "2", "-n", c.NameSrvAddr, "-t", newTopic, "-w", "4", "-s", "64", "-d", "1s", "--batch", batch, "-o", "json"}, &out, &errOut)
+		if code != 0 {
+			t.Fatalf("native run (batch %s): exit %d\nstderr:\n%s", batch, code, errOut.String())
+		}
+		var ns ProducerSummary
+		if err := json.Unmarshal(out.Bytes(), &ns); err != nil {
+			t.Fatalf("native json summary: %v\n%s", err, out.String())
+		}
+		if ns.Sent == 0 || ns.SendFailed != 0 || ns.ResponseFailed != 0 {
+			t.Errorf("native summary (batch %s) %+v\nstderr:\n%s", batch, ns, errOut.String())
+		}
 	}
 
 	out.Reset()

@@ -24,6 +24,7 @@ type producerOptions struct {
 	tag       string
 	group     string
 	output    string
+	client    string
 	threads   int
 	size      int
 	batch     int
@@ -94,7 +95,8 @@ func parseProducerFlags(args []string, stderr io.Writer) (producerOptions, error
 	fs.StringVar(&o.tag, "tag", "", "message tag")
 	fs.IntVar(&o.batch, "batch", 1, "messages per request (> 1 sends SEND_BATCH_MESSAGE)")
 	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-second lines to stderr)")
-	fs.IntVar(&o.producers, "p", 1, "producer instances shared by the goroutines")
+	fs.IntVar(&o.producers, "p", 1, "producer instances (connections) shared by the goroutines")
+	fs.StringVar(&o.client, "client", "go", "go: the official RocketMQ Go client; native: mqd's own remoting client (less client CPU per message)")
 	fs.StringVar(&o.group, "group", "benchmark_producer", "producer group")
 	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
@@ -124,6 +126,8 @@ func parseProducerFlags(args []string, stderr io.Writer) (producerOptions, error
 		return o, fmt.Errorf("-i must be positive")
 	case o.topic == "":
 		return o, fmt.Errorf("-t must name a topic")
+	case o.client != "go" && o.client != "native":
+		return o, fmt.Errorf("--client must be go or native")
 	case o.output != "text" && o.output != "json":
 		return o, fmt.Errorf("-o must be text or json")
 	case len(splitAddrs(o.namesrv)) == 0:
@@ -145,51 +149,20 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		lines = stderr
 	}
 
-	producers := make([]rocketmq.Producer, 0, o.producers)
-	defer func() {
-		for _, p := range producers {
-			_ = p.Shutdown()
-		}
-	}()
-	for i := 0; i < o.producers; i++ {
-		p, err := rocketmq.NewProducer(
-			producer.WithNsResolver(primitive.NewPassthroughResolver(splitAddrs(o.namesrv))),
-			producer.WithGroupName(o.group),
-			// Each producer needs its own client instance: the client shares one
-			// instance (one connection set) per instance name in a process.
-			producer.WithInstanceName(fmt.Sprintf("mqbench-%d-%d-%d", os.Getpid(), time.Now().UnixNano(), i)),
-			producer.WithRetry(o.retry),
-			producer.WithSendMsgTimeout(o.timeout),
-		)
-		if err != nil {
-			return fmt.Errorf("new producer: %w", err)
-		}
-		if err := p.Start(); err != nil {
-			return fmt.Errorf("start producer: %w", err)
-		}
-		producers = append(producers, p)
-	}
-
 	body := make([]byte, o.size)
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
 	}
-
-	// One uncounted send per producer resolves the topic's route (auto-creating
-	// the topic through TBW102 if the broker allows it) before the clock starts.
-	// Without it, 64 goroutines hit the client's first route lookup at once, and
-	// the client briefly publishes a route whose broker address it has not yet
-	// recorded ("topic=X route info not found"), failing thousands of sends.
-	// It also turns a missing topic into one clear error instead of a flood.
-	for i, p := range producers {
-		m := primitive.NewMessage(o.topic, body)
-		if o.tag != "" {
-			m.WithTag(o.tag)
-		}
-		if _, err := p.SendSync(ctx, m); err != nil {
-			return fmt.Errorf("warm-up send of producer %d to %s: %w", i, o.topic, err)
-		}
+	var snd sender
+	if o.client == "native" {
+		snd, err = newNativeSender(ctx, o)
+	} else {
+		snd, err = newGoSender(ctx, o, body)
 	}
+	if err != nil {
+		return err
+	}
+	defer snd.close()
 
 	runCtx := ctx
 	if o.duration > 0 {
@@ -205,7 +178,7 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(lines, "topic: %s threadCount: %d messageSize: %d keyEnable: false propertySize: 0 tagCount: %d traceEnable: false aclEnable: false messageQuantity: 0\n",
 		o.topic, o.threads, o.size, tagCount)
-	fmt.Fprintf(lines, "delayEnable: false delayLevel: 1\nasyncEnable: false\nbatchSize: %d producers: %d\n", o.batch, len(producers))
+	fmt.Fprintf(lines, "delayEnable: false delayLevel: 1\nasyncEnable: false\nbatchSize: %d producers: %d client: %s\n", o.batch, o.producers, o.client)
 
 	var st producerStats
 	hists := make([]*hdrhistogram.Histogram, o.threads)
@@ -228,26 +201,17 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for w := 0; w < o.threads; w++ {
 		h := newHistogram()
 		hists[w] = h
-		p := producers[w%len(producers)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msgs := make([]*primitive.Message, o.batch)
 			for runCtx.Err() == nil {
-				for i := range msgs {
-					m := primitive.NewMessage(o.topic, body)
-					if o.tag != "" {
-						m.WithTag(o.tag)
-					}
-					msgs[i] = m
-				}
 				// The send itself is not bound to runCtx: a request in flight when
 				// the run ends completes and is counted, as in RocketMQ's tool.
 				t0 := time.Now()
-				_, err := p.SendSync(context.Background(), msgs...)
+				brokerErr, err := snd.send(context.Background(), body, o.batch)
 				rt := time.Since(t0)
 				if err != nil {
-					if isBrokerError(err) {
+					if brokerErr {
 						st.responseFailed.Add(1)
 					} else {
 						st.sendFailed.Add(1)
@@ -255,7 +219,7 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
-				st.sentMsgs.Add(int64(len(msgs)))
+				st.sentMsgs.Add(int64(o.batch))
 				st.okRequests.Add(1)
 				st.rtSumMicros.Add(rt.Microseconds())
 				atomicMax(&st.maxRTMicros, rt.Microseconds())
@@ -277,7 +241,7 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Mode:           "producer",
 		Topic:          o.topic,
 		Threads:        o.threads,
-		Producers:      len(producers),
+		Producers:      o.producers,
 		MessageSize:    o.size,
 		Batch:          o.batch,
 		ElapsedSec:     elapsed.Seconds(),
@@ -329,4 +293,83 @@ func isBrokerError(err error) bool {
 	var be primitive.MQBrokerErr
 	var bp *primitive.MQBrokerErr
 	return errors.As(err, &be) || errors.As(err, &bp) || strings.HasPrefix(err.Error(), "CODE: ")
+}
+
+// sender sends one request of n messages and says whether a failure was the
+// broker's answer (Response Failed) or the transport's (Send Failed).
+type sender interface {
+	send(ctx context.Context, payload []byte, n int) (brokerErr bool, err error)
+	close()
+}
+
+// goSender sends through the official Go client, shared by the goroutines.
+type goSender struct {
+	producers []rocketmq.Producer
+	next      atomic.Uint64
+	topic     string
+	tag       string
+}
+
+func newGoSender(ctx context.Context, o producerOptions, body []byte) (*goSender, error) {
+	s := &goSender{topic: o.topic, tag: o.tag}
+	for i := 0; i < o.producers; i++ {
+		p, err := rocketmq.NewProducer(
+			producer.WithNsResolver(primitive.NewPassthroughResolver(splitAddrs(o.namesrv))),
+			producer.WithGroupName(o.group),
+			// Each producer needs its own client instance: the client shares one
+			// instance (one connection set) per instance name in a process.
+			producer.WithInstanceName(fmt.Sprintf("mqbench-%d-%d-%d", os.Getpid(), time.Now().UnixNano(), i)),
+			producer.WithRetry(o.retry),
+			producer.WithSendMsgTimeout(o.timeout),
+		)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("new producer: %w", err)
+		}
+		if err := p.Start(); err != nil {
+			s.close()
+			return nil, fmt.Errorf("start producer: %w", err)
+		}
+		s.producers = append(s.producers, p)
+	}
+	// One uncounted send per producer resolves the topic's route (auto-creating
+	// the topic through TBW102 if the broker allows it) before the clock starts.
+	// Without it, 64 goroutines hit the client's first route lookup at once, and
+	// the client briefly publishes a route whose broker address it has not yet
+	// recorded ("topic=X route info not found"), failing thousands of sends.
+	// It also turns a missing topic into one clear error instead of a flood.
+	for i, p := range s.producers {
+		if _, err := p.SendSync(ctx, s.message(body)); err != nil {
+			s.close()
+			return nil, fmt.Errorf("warm-up send of producer %d to %s: %w", i, o.topic, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *goSender) message(body []byte) *primitive.Message {
+	m := primitive.NewMessage(s.topic, body)
+	if s.tag != "" {
+		m.WithTag(s.tag)
+	}
+	return m
+}
+
+func (s *goSender) send(ctx context.Context, payload []byte, n int) (bool, error) {
+	p := s.producers[s.next.Add(1)%uint64(len(s.producers))]
+	msgs := make([]*primitive.Message, n)
+	for i := range msgs {
+		msgs[i] = s.message(payload)
+	}
+	_, err := p.SendSync(ctx, msgs...)
+	if err != nil {
+		return isBrokerError(err), err
+	}
+	return false, nil
+}
+
+func (s *goSender) close() {
+	for _, p := range s.producers {
+		_ = p.Shutdown()
+	}
 }

@@ -79,6 +79,8 @@ type Conn struct {
 	werr    error        // sticky write error, under wmu
 	noMerge bool         // tests: flush every frame, to measure coalescing
 	flushes uint64       // socket writes, under wmu (benchmarks report it)
+	// wdeadlineSet is when the write deadline was last moved, under wmu.
+	wdeadlineSet time.Time
 
 	pmu     sync.Mutex
 	pending map[int32]*call
@@ -285,7 +287,10 @@ func (c *Conn) write(cmd *Command, opaque, flag int32, st SerializeType) error {
 // flush writes the buffer (and a large body after it) to the socket; wmu held.
 func (c *Conn) flush(body []byte) error {
 	if c.cfg.writeTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+		if now := time.Now(); now.Sub(c.wdeadlineSet) >= deadlineSlack(c.cfg.writeTimeout) {
+			c.nc.SetWriteDeadline(now.Add(c.cfg.writeTimeout))
+			c.wdeadlineSet = now
+		}
 	}
 	c.flushes++
 	var err error
@@ -312,9 +317,16 @@ func (c *Conn) flush(body []byte) error {
 func (c *Conn) serve() error {
 	br := bufio.NewReaderSize(c.nc, readBufferSize)
 	var err error
+	var deadlineSet time.Time
 	for {
+		// Moving the deadline arms a runtime timer; doing it at most once per
+		// deadlineSlack keeps it off the per-frame path, at the price of an idle
+		// timeout up to deadlineSlack shorter than configured.
 		if c.cfg.idle > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(c.cfg.idle))
+			if now := time.Now(); now.Sub(deadlineSet) >= deadlineSlack(c.cfg.idle) {
+				c.nc.SetReadDeadline(now.Add(c.cfg.idle))
+				deadlineSet = now
+			}
 		}
 		var cmd *Command
 		cmd, err = ReadCommand(br, c.cfg.maxFrame)
@@ -365,7 +377,7 @@ func (c *Conn) dispatch(req *Command) {
 		}
 		return
 	}
-	go c.run(h, req)
+	workers.submit(task{c: c, h: h, req: req})
 }
 
 func (c *Conn) run(h Handler, req *Command) {
@@ -386,4 +398,10 @@ func (c *Conn) call(h Handler, req *Command) (resp *Command) {
 		}
 	}()
 	return h(c, req)
+}
+
+// deadlineSlack is how stale a connection deadline may get before it is moved:
+// a hundredth of the timeout, at most one second.
+func deadlineSlack(timeout time.Duration) time.Duration {
+	return min(timeout/100, time.Second)
 }
