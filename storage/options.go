@@ -67,7 +67,16 @@ type Options struct {
 	OSPageCacheBusyTimeOutMills       int64 `koanf:"osPageCacheBusyTimeOutMills"`
 
 	MessageIndexEnable bool `koanf:"messageIndexEnable"`
-	CheckCRCOnRecover  bool `koanf:"checkCRCOnRecover"`
+	MaxHashSlotNum     int  `koanf:"maxHashSlotNum"`
+	MaxIndexNum        int  `koanf:"maxIndexNum"`
+	MaxMsgsNumBatch    int  `koanf:"maxMsgsNumBatch"`
+	DefaultQueryMaxNum int  `koanf:"defaultQueryMaxNum"`
+
+	// Disk watermarks (RocketMQ JVM properties rocketmq.broker.*, fractions).
+	DiskSpaceWarningLevelRatio  float64 `koanf:"diskSpaceWarningLevelRatio"`
+	DiskSpaceCleanForciblyRatio float64 `koanf:"diskSpaceCleanForciblyRatio"`
+	CleanFileForciblyEnable     bool    `koanf:"cleanFileForciblyEnable"`
+	CheckCRCOnRecover           bool    `koanf:"checkCRCOnRecover"`
 
 	// BrokerRole matters to the store: a SLAVE refuses puts.
 	BrokerRole string `koanf:"brokerRole"`
@@ -101,10 +110,20 @@ func DefaultOptions() Options {
 		AccessMessageInMemoryMaxRatio:     40,
 		OSPageCacheBusyTimeOutMills:       1000,
 		MessageIndexEnable:                true,
+		MaxHashSlotNum:                    5000000,
+		MaxIndexNum:                       5000000 * 4,
+		MaxMsgsNumBatch:                   64,
+		DefaultQueryMaxNum:                32,
+		DiskSpaceWarningLevelRatio:        0.90,
+		DiskSpaceCleanForciblyRatio:       0.85,
+		CleanFileForciblyEnable:           true,
 		CheckCRCOnRecover:                 true,
 		BrokerRole:                        RoleAsyncMaster,
 	}
 }
+
+// live marks a key changeable on a running process.
+func live(k config.Key) config.Key { k.Live = true; return k }
 
 func init() {
 	d := DefaultOptions()
@@ -142,8 +161,15 @@ func init() {
 		k("accessMessageInMemoryMaxRatio", d.AccessMessageInMemoryMaxRatio, "percentage of RAM behind the newest data that still counts as in memory"),
 		k("osPageCacheBusyTimeOutMills", d.OSPageCacheBusyTimeOutMills, "put lock hold time (ms) after which puts fail with OS_PAGECACHE_BUSY"),
 		k("messageIndexEnable", d.MessageIndexEnable, "build the message key index"),
+		k("maxHashSlotNum", d.MaxHashSlotNum, "hash slots per index file"),
+		k("maxIndexNum", d.MaxIndexNum, "entries per index file (file size = 40 + 4*maxHashSlotNum + 20*maxIndexNum)"),
+		k("maxMsgsNumBatch", d.MaxMsgsNumBatch, "most messages one QUERY_MESSAGE returns"),
+		k("defaultQueryMaxNum", d.DefaultQueryMaxNum, "messages a unique-key QUERY_MESSAGE returns"),
+		k("diskSpaceWarningLevelRatio", d.DiskSpaceWarningLevelRatio, "disk usage fraction above which puts are refused (disk full; RocketMQ JVM property rocketmq.broker.diskSpaceWarningLevelRatio)"),
+		k("diskSpaceCleanForciblyRatio", d.DiskSpaceCleanForciblyRatio, "disk usage fraction above which commit log files are deleted regardless of age (rocketmq.broker.diskSpaceCleanForciblyRatio)"),
+		k("cleanFileForciblyEnable", d.CleanFileForciblyEnable, "delete files regardless of age when the disk is nearly full"),
 		k("checkCRCOnRecover", d.CheckCRCOnRecover, "verify body CRCs during recovery"),
-		k("brokerRole", d.BrokerRole, "ASYNC_MASTER, SYNC_MASTER or SLAVE (a slave store refuses puts)"),
+		live(k("brokerRole", d.BrokerRole, "ASYNC_MASTER, SYNC_MASTER or SLAVE (a slave store refuses puts); ASYNC_MASTER <-> SYNC_MASTER is live (replication mode swap)")),
 	)
 	// MessageStoreConfig keys mqd accepts without acting on them.
 	config.RegisterUnimplemented("broker",
@@ -152,7 +178,7 @@ func init() {
 		"warmMapedFileEnable", "flushLeastPagesWhenWarmMapedFile", "useReentrantLockWhenPutMessage",
 		"flushCommitLogTimed", "enableConsumeQueueExt", "mappedFileSizeConsumeQueueExt",
 		"bitMapLengthConsumeQueueExt", "deleteCommitLogFilesInterval", "deleteConsumeQueueFilesInterval",
-		"cleanFileForciblyEnable", "duplicationEnable", "diskFallRecorded", "enableCalcFilterBitMap",
+		"duplicationEnable", "diskFallRecorded", "enableCalcFilterBitMap",
 	)
 }
 
@@ -222,6 +248,15 @@ func (o *Options) Validate() error {
 		if v < 0 {
 			bad("%s: must not be negative, got %d", name, v)
 		}
+	}
+	if o.MaxHashSlotNum <= 0 || o.MaxIndexNum <= 1 || 40+4*int64(o.MaxHashSlotNum)+20*int64(o.MaxIndexNum) > 1<<34 {
+		bad("maxHashSlotNum/maxIndexNum: %d/%d give no valid index file (both positive, file at most 16 GiB)", o.MaxHashSlotNum, o.MaxIndexNum)
+	}
+	if o.MaxMsgsNumBatch <= 0 || o.DefaultQueryMaxNum <= 0 {
+		bad("maxMsgsNumBatch/defaultQueryMaxNum: must be positive, got %d/%d", o.MaxMsgsNumBatch, o.DefaultQueryMaxNum)
+	}
+	if o.DiskSpaceWarningLevelRatio <= 0 || o.DiskSpaceWarningLevelRatio > 1 || o.DiskSpaceCleanForciblyRatio <= 0 || o.DiskSpaceCleanForciblyRatio > 1 {
+		bad("diskSpaceWarningLevelRatio/diskSpaceCleanForciblyRatio: %v/%v are not fractions in (0, 1]", o.DiskSpaceWarningLevelRatio, o.DiskSpaceCleanForciblyRatio)
 	}
 	if o.DiskMaxUsedSpaceRatio < 0 || o.DiskMaxUsedSpaceRatio > 100 {
 		bad("diskMaxUsedSpaceRatio: %d is not a percentage", o.DiskMaxUsedSpaceRatio)

@@ -6,6 +6,7 @@ package storage
 
 import (
 	"errors"
+	"time"
 
 	"github.com/mqd/mqd/storage/message"
 )
@@ -121,6 +122,17 @@ func (r *GetResult) Release() {
 // ArrivalListener is told when messages become readable in a queue (long-poll wake-up).
 type ArrivalListener func(topic string, queueID int32, maxOffset int64)
 
+// QueryResult is the answer of an index query: the commit-log offsets of the
+// matching records, newest first, and how far the index has got.
+type QueryResult struct {
+	Offsets []int64
+	// IndexLastUpdateTimestamp and IndexLastUpdatePhyOffset are the store time
+	// and commit-log offset of the newest indexed message (QUERY_MESSAGE reply
+	// fields indexLastUpdateTimestamp and indexLastUpdatePhyoffset).
+	IndexLastUpdateTimestamp int64
+	IndexLastUpdatePhyOffset int64
+}
+
 // ErrNotFound is returned when a record or queue does not exist.
 var ErrNotFound = errors.New("storage: not found")
 
@@ -161,6 +173,40 @@ type Store interface {
 	// QueueIDs lists the queues a topic has in the store.
 	QueueIDs(topic string) []int32
 
+	// QueryMessages finds messages of a topic by key (a KEYS token or the
+	// UNIQ_KEY) stored in [begin, end] (ms): at most maxNum offsets (capped by
+	// maxMsgsNumBatch; defaultQueryMaxNum for a unique-key query). The index is
+	// built in the background, so a message just stored may not be found yet.
+	QueryMessages(topic, key string, maxNum int, begin, end int64, uniqKey bool) (QueryResult, error)
+
 	// SetArrivalListener registers the long-poll wake-up (one listener).
 	SetArrivalListener(l ArrivalListener)
+}
+
+// QueueEntry is one consume-queue entry: where its record is and its tags code
+// (the tags hash, or a delivery time for the schedule and timer topics).
+type QueueEntry struct {
+	Offset          int64 // logical offset in the queue
+	CommitLogOffset int64
+	Size            int32
+	TagsCode        int64
+}
+
+// QueueEntryReader lists consume-queue entries without reading the records.
+// The broker's schedule and timer services need it: the tags codes of their
+// queues are delivery times, so due entries are found without touching the
+// commit log.
+type QueueEntryReader interface {
+	// ReadQueueEntries appends up to max entries of a queue from offset on to
+	// dst (an offset below the queue's minimum starts at the minimum) and
+	// returns them with the offset after the last entry scanned. Slots that hold
+	// no record (placeholders) are skipped.
+	ReadQueueEntries(topic string, queueID int32, offset int64, max int, dst []QueueEntry) ([]QueueEntry, int64)
+}
+
+// ScheduleDelaySetter is implemented by stores that index SCHEDULE_TOPIC_XXXX
+// by delivery time (store time + the delay of the message's level): the broker
+// hands them messageDelayLevel before the store starts.
+type ScheduleDelaySetter interface {
+	SetScheduleDelays(levels []time.Duration)
 }

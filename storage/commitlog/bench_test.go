@@ -67,6 +67,7 @@ func BenchmarkPutAsync128B(b *testing.B) {
 	opts := storetest.Options(benchDir(b))
 	opts.MappedFileSizeCommitLog = 256 << 20
 	opts.MappedFileSizeConsumeQueue = storage.DefaultOptions().MappedFileSizeConsumeQueue
+	opts.MaxHashSlotNum, opts.MaxIndexNum = storage.DefaultOptions().MaxHashSlotNum, storage.DefaultOptions().MaxIndexNum
 	s := openT(b, opts)
 	defer closeT(b, s)
 	m := benchMsg(128)
@@ -89,6 +90,7 @@ func BenchmarkPutSyncFlush1KB64(b *testing.B) {
 	opts.FlushDiskType = storage.SyncFlush
 	opts.MappedFileSizeCommitLog = 256 << 20
 	opts.MappedFileSizeConsumeQueue = storage.DefaultOptions().MappedFileSizeConsumeQueue
+	opts.MaxHashSlotNum, opts.MaxIndexNum = storage.DefaultOptions().MaxHashSlotNum, storage.DefaultOptions().MaxIndexNum
 	s := openT(b, opts)
 	defer closeT(b, s)
 	procs := max(1, 64/testingProcs())
@@ -115,6 +117,7 @@ func BenchmarkGetMessages(b *testing.B) {
 	opts := storetest.Options(benchDir(b))
 	opts.MappedFileSizeCommitLog = 64 << 20
 	opts.MappedFileSizeConsumeQueue = storage.DefaultOptions().MappedFileSizeConsumeQueue
+	opts.MaxHashSlotNum, opts.MaxIndexNum = storage.DefaultOptions().MaxHashSlotNum, storage.DefaultOptions().MaxIndexNum
 	s := openT(b, opts)
 	defer closeT(b, s)
 	const n = 100000

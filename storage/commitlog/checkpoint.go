@@ -70,6 +70,21 @@ func (c *checkpoint) setLogics(ts int64) {
 	c.mu.Unlock()
 }
 
+// setIndex records the end time of the newest flushed index data.
+func (c *checkpoint) setIndex(ts int64) {
+	c.mu.Lock()
+	if ts > c.index {
+		c.index = ts
+	}
+	c.mu.Unlock()
+}
+
+func (c *checkpoint) indexTimestamp() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.index
+}
+
 // flush writes the three timestamps and fsyncs the file.
 func (c *checkpoint) flush() error {
 	c.mu.Lock()

@@ -191,7 +191,7 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	mf, err := s.cl.fileFor(int64(total))
 	if err != nil {
 		unlock()
-		return storage.PutResult{Status: storage.PutCreateMappedFileFailed, Err: err}
+		return storage.PutResult{Status: s.createFailedStatus(err), Err: err}
 	}
 	pos := mf.wrote.Load()
 	phy := mf.from + pos
@@ -236,8 +236,11 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 		size := int32(message.RecordSize(buf[off:]))
 		if message.Dispatchable(m.SysFlag) {
 			tags := m.TagsCode
-			if m.Topic == scheduleTopic {
+			switch m.Topic {
+			case scheduleTopic:
 				tags = s.deliverTime(message.Property(m.Properties, message.PropertyDelayLevel), now)
+			case timerTopic:
+				tags = timerOutTime(message.Property(m.Properties, message.PropertyTimerOutMS), now)
 			}
 			d := dispatchReq{cq: qs.cq, phy: phy + int64(off), size: size, tagsCode: tags, queueOffset: qs.next, storeTs: now}
 			qs.next++

@@ -213,6 +213,30 @@ func (c *consumeQueue) truncateByPhy(clEnd int64) error {
 	return nil
 }
 
+// truncateFromPhy drops the newest entries back to the last valid entry
+// pointing below from (crash recovery: entries at or after from, and any
+// damaged ones among them, are rebuilt from the commit log).
+func (c *consumeQueue) truncateFromPhy(from int64) error {
+	lo := c.q.minOffset() / cqUnit
+	idx := c.max.Load()
+	for idx > lo {
+		phy, size, _, ok := c.entry(idx - 1)
+		if ok && validEntry(phy, size) && size != placeholderSize && phy < from {
+			break
+		}
+		idx--
+	}
+	if idx == c.max.Load() {
+		return nil
+	}
+	if err := c.q.truncate(idx * cqUnit); err != nil {
+		return err
+	}
+	c.max.Store(idx)
+	c.maxPhy = c.scanMaxPhy()
+	return nil
+}
+
 // correctMin sets the first readable offset: the first entry that is not a
 // placeholder and whose record is still in the commit log.
 func (c *consumeQueue) correctMin(clMin int64) {

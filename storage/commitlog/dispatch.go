@@ -76,12 +76,7 @@ func (s *Store) dispatchRecord(rec []byte, phy int64) error {
 	if !message.Dispatchable(sysFlag) {
 		return nil
 	}
-	var tags int64
-	if string(topic) == scheduleTopic {
-		tags = s.deliverTime(string(message.PropertyBytes(props, message.PropertyDelayLevel)), storeTs)
-	} else {
-		tags = message.TagsHashCodeBytes(message.PropertyBytes(props, message.PropertyTags))
-	}
+	tags := s.tagsCodeFor(topic, props, storeTs)
 	cq, err := s.consumeQueueBytes(topic, queueID)
 	if err != nil {
 		return err

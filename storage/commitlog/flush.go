@@ -208,6 +208,9 @@ func (s *Store) flushConsumeQueues(leastPages int, checkpoint bool) error {
 		}
 	}
 	if checkpoint {
+		if err := s.flushIndex(); err != nil {
+			return err
+		}
 		if ts > 0 {
 			s.cp.setLogics(ts)
 		}

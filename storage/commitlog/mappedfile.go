@@ -262,7 +262,19 @@ func loadFileQueue(dir string, fileSize int64) (*fileQueue, error) {
 			q.close()
 			return nil, fmt.Errorf("%s: gap between files %s and %s", dir, fileName(offs[i-1]), fileName(off))
 		}
-		mf, err := openMappedFile(filepath.Join(dir, fileName(off)), off, fileSize)
+		path := filepath.Join(dir, fileName(off))
+		if i == len(offs)-1 {
+			// The newest file may be short after a crash during its creation
+			// or a truncation by hand: extend it with zeros (an empty tail
+			// that recovery handles like any end of data).
+			if st, err := os.Stat(path); err == nil && st.Size() < fileSize {
+				if err := os.Truncate(path, fileSize); err != nil {
+					q.close()
+					return nil, err
+				}
+			}
+		}
+		mf, err := openMappedFile(path, off, fileSize)
 		if err != nil {
 			q.close()
 			return nil, err

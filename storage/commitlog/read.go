@@ -1,6 +1,7 @@
 package commitlog
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/mqd/mqd/storage"
@@ -145,6 +146,10 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxMsgs i
 			skipUntil = phy + s.cl.fileSize - phy%s.cl.fileSize
 			continue
 		}
+		if !s.verifyRecord(rec, phy, offset+int64(i/cqUnit)) {
+			mf.release()
+			continue
+		}
 		if filter != nil && !filter.MatchRecord(rec) {
 			mf.release()
 			continue
@@ -255,7 +260,11 @@ func (s *Store) ReadMessage(commitLogOffset int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: no message record at commit log offset %d", storage.ErrNotFound, commitLogOffset)
 	}
 	defer mf.release()
-	if _, err := message.CheckRecord(rec, false); err != nil || message.RecordPhysicalOffset(rec) != commitLogOffset {
+	if _, err := message.CheckRecord(rec, true); err != nil || message.RecordPhysicalOffset(rec) != commitLogOffset {
+		if errors.Is(err, message.ErrBodyCRC) {
+			s.reportCorrupt(commitLogOffset, err)
+			return nil, fmt.Errorf("%w: the record at commit log offset %d is corrupt (%v)", storage.ErrNotFound, commitLogOffset, err)
+		}
 		return nil, fmt.Errorf("%w: no message record at commit log offset %d", storage.ErrNotFound, commitLogOffset)
 	}
 	return append([]byte(nil), rec...), nil

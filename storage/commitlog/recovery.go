@@ -40,12 +40,22 @@ func (s *Store) recover(lastExitOK bool) error {
 	start := max(len(files)-3, 0)
 	if !lastExitOK {
 		start = s.abnormalStart(files)
+		// Consume-queue entries for records from the scan start on may not
+		// have been flushed (pages of any age can be lost at a power cut, not
+		// only in the last three files): drop them, the scan re-dispatches.
+		for _, cq := range s.cqs {
+			if err := cq.truncateFromPhy(files[start].from); err != nil {
+				return err
+			}
+			maxPhyInCQ = max(maxPhyInCQ, cq.maxPhy)
+		}
 	}
 	end, lastTs, err := s.scanCommitLog(files[start:], !lastExitOK)
 	if err != nil {
 		return err
 	}
 	s.log.Debug().Int64("from", files[start].from).Int64("end", end).Msg("commit log scanned")
+	s.reportDroppedTail(files, end)
 	if err := s.cl.q.truncate(end); err != nil {
 		return err
 	}

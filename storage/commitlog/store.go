@@ -46,6 +46,11 @@ type Store struct {
 	lockFile *os.File
 	cl       *commitLog
 	cp       *checkpoint
+	idx      *indexService // nil when messageIndexEnable is off
+	clean    cleanState
+	corrupt  corruption
+
+	recoveryDropped atomic.Int64 // bytes the last recovery cut off (estimate)
 
 	cqMu sync.RWMutex
 	cqs  map[queueKey]*consumeQueue
@@ -74,6 +79,8 @@ type Store struct {
 	wg       sync.WaitGroup
 	started  bool
 	stopped  bool
+
+	repl replicaState // slave reput position (replica.go, put lock)
 
 	flushes  atomic.Int64 // commit-log flushes that advanced flushedWhere
 	memBytes int64        // physical RAM, for the in-memory/in-disk read limits
@@ -176,6 +183,9 @@ func (s *Store) Start() error {
 	if err := s.recover(lastExitOK); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
+	if err := s.openIndex(lastExitOK); err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
 	s.log.Info().Bool("cleanShutdown", lastExitOK).Int64("minPhyOffset", s.MinPhyOffset()).
 		Int64("maxPhyOffset", s.MaxPhyOffset()).Int("queues", len(s.cqs)).
 		Dur("took", time.Since(began)).Str("dir", root).Msg("message store recovered")
@@ -193,6 +203,11 @@ func (s *Store) Start() error {
 	}
 	s.wg.Add(1)
 	go s.cqFlushLoop()
+	if s.idx != nil {
+		s.wg.Add(1)
+		go s.indexLoop()
+	}
+	s.startCleaner()
 	return nil
 }
 
@@ -284,6 +299,7 @@ func (s *Store) Cleanup() error {
 	}
 	s.cqs = nil
 	s.cqMu.Unlock()
+	s.closeIndex()
 	var err error
 	if s.cp != nil {
 		err = s.cp.close()
@@ -316,6 +332,9 @@ func (s *Store) checkWritable() (storage.PutStatus, error) {
 	}
 	if p := s.fenceErr.Load(); p != nil {
 		return storage.PutServiceNotAvailable, *p
+	}
+	if s.clean.diskFull.Load() {
+		return storage.PutDiskFull, errDiskFull
 	}
 	if begin := s.lockBegin.Load(); begin != 0 && s.opts.OSPageCacheBusyTimeOutMills > 0 {
 		if held := time.Now().UnixMilli() - begin; held > s.opts.OSPageCacheBusyTimeOutMills && held < 10000000 {

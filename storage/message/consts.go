@@ -78,6 +78,11 @@ const (
 	PropertyInnerMultiQueueOffset      = "INNER_MULTI_QUEUE_OFFSET"
 	PropertyShardingKey                = "SHARDING_KEY"
 	PropertyTimerDeliverMS             = "TIMER_DELIVER_MS"
+	// RocketMQ 5 timer properties: a relative delay (seconds or ms) the broker
+	// turns into TIMER_OUT_MS, the absolute delivery time it stores.
+	PropertyTimerDelaySec = "TIMER_DELAY_SEC"
+	PropertyTimerDelayMS  = "TIMER_DELAY_MS"
+	PropertyTimerOutMS    = "TIMER_OUT_MS"
 )
 
 // KeySeparator separates the business keys inside the KEYS property.

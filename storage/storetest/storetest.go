@@ -36,6 +36,8 @@ func Options(dir string) storage.Options {
 	o.StorePathRootDir = filepath.Join(dir, "store")
 	o.MappedFileSizeCommitLog = 64 * 1024
 	o.MappedFileSizeConsumeQueue = 100 * 20
+	o.MaxHashSlotNum = 64
+	o.MaxIndexNum = 100
 	return o
 }
 
@@ -60,6 +62,8 @@ func Run(t *testing.T, e Engine) {
 		{"RollOver", testRollOver},
 		{"ArrivalListener", testArrivalListener},
 		{"Limits", testLimits},
+		{"QueryByKey", testQueryByKey},
+		{"QueryIndexRollAndReopen", testQueryIndexRollAndReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, e) })
