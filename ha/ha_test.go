@@ -1,0 +1,85 @@
+package ha_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/ha"
+	"github.com/mqd/mqd/ha/hatest"
+	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/storage"
+	_ "github.com/mqd/mqd/storage" // store.* keys
+)
+
+func factory(id kernel.ModuleID) hatest.Factory {
+	return func(t *testing.T) ha.Replicator { return build(t, id) }
+}
+
+// build makes a provisioned replicator with hatest.Timeout as syncFlushTimeout.
+func build(t testing.TB, id kernel.ModuleID) ha.Replicator {
+	t.Helper()
+	{
+		noProfile := func(string) ([]byte, error) { return []byte("{}"), nil }
+		cfg, err := config.Load(config.LoadOptions{Role: "broker", Env: []string{}, ProfileSource: noProfile,
+			Sets: []string{fmt.Sprintf("store.syncFlushTimeout=%d", hatest.Timeout.Milliseconds()), "ha.haSlaveFallbehindMax=1048576"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := kernel.Build(context.Background(), cfg, zerolog.Nop(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(ha.Replicator)
+	}
+}
+
+func TestAsyncConformance(t *testing.T) { hatest.Run(t, factory(ha.AsyncID)) }
+func TestSyncConformance(t *testing.T)  { hatest.Run(t, factory(ha.SyncID)) }
+
+// TestSyncStatuses pins SYNC_MASTER's answers: SLAVE_NOT_AVAILABLE without a
+// slave or beyond haSlaveFallbehindMax, FLUSH_SLAVE_TIMEOUT when the slave
+// goes away during the wait, PUT_OK once confirmed.
+func TestSyncStatuses(t *testing.T) {
+	p := hatest.NewPair(t)
+	r := factory(ha.SyncID)(t)
+	r.Attach(p.MasterHA)
+	end := p.Put(t, "first")
+	if st := r.Await(end); st != storage.PutSlaveNotAvailable {
+		t.Fatalf("no slave: %v", st)
+	}
+	if err := r.Ready(end); err == nil {
+		t.Fatal("Ready without slave")
+	}
+	p.StartSlave(t)
+	p.WaitCaughtUp(t)
+	if st := r.Await(p.Put(t, "second")); st != storage.PutOK {
+		t.Fatalf("with slave: %v", st)
+	}
+	// Beyond haSlaveFallbehindMax (1 MiB here).
+	if st := r.Await(p.Master.MaxPhyOffset() + 2<<20); st != storage.PutSlaveNotAvailable {
+		t.Fatalf("far behind: %v", st)
+	}
+	// A confirmation that never comes: timeout.
+	began := time.Now()
+	if st := r.Await(p.Master.MaxPhyOffset() + 100); st != storage.PutFlushSlaveTimeout {
+		t.Fatalf("unconfirmable: %v", st)
+	}
+	if d := time.Since(began); d < hatest.Timeout-100*time.Millisecond {
+		t.Fatalf("timed out after %v, before syncFlushTimeout %v", d, hatest.Timeout)
+	}
+}
+
+// TestAsyncAlwaysOK: ASYNC_MASTER never waits.
+func TestAsyncAlwaysOK(t *testing.T) {
+	p := hatest.NewPair(t)
+	r := factory(ha.AsyncID)(t)
+	r.Attach(p.MasterHA)
+	if st := r.Await(p.Put(t, "x") + 1<<30); st != storage.PutOK {
+		t.Fatal(st)
+	}
+}

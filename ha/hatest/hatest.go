@@ -1,0 +1,300 @@
+// Package hatest is the conformance suite of replication modes (ha.*): what
+// the broker relies on from every ha.Replicator, run against a real master and
+// slave (two commit-log stores in a temporary directory joined by the HA
+// transport over loopback TCP). It also offers the Pair fixture to other tests.
+package hatest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/ha"
+	"github.com/mqd/mqd/ha/transport"
+	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/storage"
+	"github.com/mqd/mqd/storage/commitlog"
+	"github.com/mqd/mqd/storage/storetest"
+)
+
+// Pair is a master store serving its HA port and, once StartSlave ran, a slave
+// store following it.
+type Pair struct {
+	Master   *commitlog.Store
+	MasterHA *transport.Master
+	Slave    *commitlog.Store
+	SlaveHA  *transport.Slave
+	dir      string
+	opts     transport.Options
+}
+
+// TransportOptions are short intervals for tests.
+func TransportOptions() transport.Options {
+	return transport.Options{BatchSize: 32 * 1024, Heartbeat: 200 * time.Millisecond,
+		Housekeeping: 5 * time.Second, Reconnect: 100 * time.Millisecond, Logger: zerolog.Nop()}
+}
+
+// StoreOptions are the options of both stores (small files so they roll).
+func StoreOptions(root string) storage.Options {
+	o := storetest.Options(root)
+	o.MappedFileSizeCommitLog = 256 * 1024
+	return o
+}
+
+// NewPair opens a master store and its HA port; everything stops at cleanup.
+func NewPair(t testing.TB) *Pair {
+	t.Helper()
+	p := &Pair{dir: t.TempDir(), opts: TransportOptions()}
+	st, err := commitlog.Open(StoreOptions(filepath.Join(p.dir, "master")), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Master = st
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.MasterHA = transport.NewMaster(st, p.opts)
+	p.MasterHA.Serve(ln)
+	t.Cleanup(func() {
+		p.StopSlave()
+		p.MasterHA.Close()
+		st.Close()
+	})
+	return p
+}
+
+// StartSlave opens (or reopens) the slave store and follows the master.
+func (p *Pair) StartSlave(t testing.TB) {
+	t.Helper()
+	o := StoreOptions(filepath.Join(p.dir, "slave"))
+	o.BrokerRole = storage.RoleSlave
+	st, err := commitlog.Open(o, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Slave = st
+	p.SlaveHA = transport.NewSlave(st, p.opts)
+	p.SlaveHA.SetMasterAddr(p.MasterHA.Addr().String())
+	p.SlaveHA.Start()
+}
+
+// StopSlave stops the slave transport and closes its store.
+func (p *Pair) StopSlave() {
+	if p.SlaveHA != nil {
+		p.SlaveHA.Stop()
+		p.SlaveHA = nil
+	}
+	if p.Slave != nil {
+		p.Slave.Close()
+		p.Slave = nil
+	}
+}
+
+// Put stores one message on the master and returns the end offset of its record.
+func (p *Pair) Put(t testing.TB, body string) int64 {
+	t.Helper()
+	r := p.Master.Put(storetest.Msg("HA_TEST", int32(len(body)%4), body, "tag"))
+	if r.Status != storage.PutOK {
+		t.Fatalf("put: %v %v", r.Status, r.Err)
+	}
+	return r.CommitLogOffset + int64(r.WroteBytes)
+}
+
+// WaitCaughtUp waits until the slave confirmed the master's end.
+func (p *Pair) WaitCaughtUp(t testing.TB) {
+	t.Helper()
+	WaitFor(t, 10*time.Second, func() bool {
+		return p.MasterHA.SlaveCount() > 0 && p.MasterHA.AckedOffset() >= p.Master.MaxPhyOffset() &&
+			p.Slave.MaxPhyOffset() == p.Master.MaxPhyOffset()
+	}, "slave catches up")
+}
+
+// SameBytes fails unless both logs hold identical bytes.
+func (p *Pair) SameBytes(t testing.TB) {
+	t.Helper()
+	for off := p.Master.MinPhyOffset(); off < p.Master.MaxPhyOffset(); {
+		a, ra, err := p.Master.ReadRaw(off, 1<<20)
+		if err != nil || len(a) == 0 {
+			t.Fatalf("master read at %d: %v", off, err)
+		}
+		b, rb, err := p.Slave.ReadRaw(off, len(a))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Fatalf("slave bytes at %d differ (%d vs %d bytes, %v)", off, len(a), len(b), err)
+		}
+		off += int64(len(a))
+		ra()
+		rb()
+	}
+}
+
+// WaitFor polls cond until it holds or timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Factory builds a provisioned, validated, not yet started replicator whose
+// timeout (store.syncFlushTimeout) is Timeout.
+type Factory func(t *testing.T) ha.Replicator
+
+// Timeout is the replication timeout factories must configure.
+const Timeout = 1500 * time.Millisecond
+
+// Run runs the suite against one mode.
+func Run(t *testing.T, newRep Factory) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, newRep Factory)
+	}{
+		{"ConfirmedIsReplicated", testConfirmed},
+		{"ConcurrentSendersWithSlave", testConcurrent},
+		{"StoredStatusWithoutSlave", testNoSlave},
+		{"ReadyWhenCaughtUp", testReady},
+		{"StopReleasesWaiters", testStop},
+		{"RoleIsMaster", testRole},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newRep) })
+	}
+}
+
+func start(t *testing.T, newRep Factory, p *Pair) ha.Replicator {
+	t.Helper()
+	r := newRep(t)
+	r.Attach(p.MasterHA)
+	if err := kernel.StartModule(r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kernel.RetireModule(context.Background(), r) })
+	return r
+}
+
+// testConfirmed: an end the slave has confirmed is replicated in every mode.
+func testConfirmed(t *testing.T, newRep Factory) {
+	p := NewPair(t)
+	p.StartSlave(t)
+	r := start(t, newRep, p)
+	var end int64
+	for i := range 50 {
+		end = p.Put(t, fmt.Sprintf("m%d", i))
+	}
+	p.WaitCaughtUp(t)
+	if st := r.Await(end); st != storage.PutOK {
+		t.Fatalf("Await(%d) after the slave confirmed it: %v", end, st)
+	}
+	p.SameBytes(t)
+}
+
+// testConcurrent: 64 senders with a healthy slave all get PUT_OK, and the
+// slave holds every byte.
+func testConcurrent(t *testing.T, newRep Factory) {
+	p := NewPair(t)
+	p.StartSlave(t)
+	r := start(t, newRep, p)
+	p.WaitCaughtUp(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				end := p.Put(t, fmt.Sprintf("g%d-%d", g, i))
+				if st := r.Await(end); st != storage.PutOK {
+					errs <- fmt.Errorf("sender %d message %d: %v", g, i, st)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	p.WaitCaughtUp(t)
+	p.SameBytes(t)
+	n := 0
+	for q := int32(0); q < 4; q++ {
+		n += int(p.Slave.MaxOffset("HA_TEST", q))
+	}
+	if n != 64*20 {
+		t.Fatalf("slave consume queues hold %d messages, want %d", n, 64*20)
+	}
+}
+
+// testNoSlave: without a slave, Await answers a stored status within the
+// timeout (the message is on the master whatever the mode).
+func testNoSlave(t *testing.T, newRep Factory) {
+	p := NewPair(t)
+	r := start(t, newRep, p)
+	end := p.Put(t, "alone")
+	began := time.Now()
+	st := r.Await(end)
+	if !st.Stored() {
+		t.Fatalf("Await without slave: %v, want a stored status", st)
+	}
+	if d := time.Since(began); d > Timeout+2*time.Second {
+		t.Fatalf("Await without slave took %v", d)
+	}
+}
+
+// testReady: once the slave confirmed the master's end, the mode is ready to
+// take over.
+func testReady(t *testing.T, newRep Factory) {
+	p := NewPair(t)
+	p.StartSlave(t)
+	r := start(t, newRep, p)
+	p.Put(t, "x")
+	p.WaitCaughtUp(t)
+	if err := r.Ready(p.Master.MaxPhyOffset()); err != nil {
+		t.Fatalf("Ready after catch-up: %v", err)
+	}
+}
+
+// testStop: Stop releases a waiter that can never be confirmed.
+func testStop(t *testing.T, newRep Factory) {
+	p := NewPair(t)
+	p.StartSlave(t)
+	r := start(t, newRep, p)
+	p.Put(t, "x")
+	p.WaitCaughtUp(t)
+	done := make(chan storage.PutStatus, 1)
+	go func() { done <- r.Await(p.Master.MaxPhyOffset() + 1<<20) }()
+	time.Sleep(20 * time.Millisecond) // let it park (if the mode parks at all)
+	if err := kernel.RetireModule(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-done:
+		if !st.Stored() {
+			t.Fatalf("released waiter got %v", st)
+		}
+	case <-time.After(Timeout + 3*time.Second):
+		t.Fatal("Await did not return after Stop")
+	}
+}
+
+func testRole(t *testing.T, newRep Factory) {
+	r := newRep(t)
+	if role := r.Role(); role != storage.RoleAsyncMaster && role != storage.RoleSyncMaster {
+		t.Fatalf("Role() = %q", role)
+	}
+	if id, err := ha.ModuleForRole(r.Role()); err != nil || id != r.MQDModule().ID {
+		t.Fatalf("ModuleForRole(%s) = %s, %v; module is %s", r.Role(), id, err, r.MQDModule().ID)
+	}
+}
