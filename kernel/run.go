@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -35,12 +36,17 @@ func (c Context) LoadModule(id ModuleID) (Module, error) {
 // Kernel runs a set of modules: it loads them, starts them in order and stops
 // them in reverse.
 type Kernel struct {
-	cfg    *config.Config
-	logger zerolog.Logger
+	// cfg is swapped by Reload while admin endpoints read it.
+	cfg atomic.Pointer[config.Config]
+	// reloadMu serialises reloads (SIGHUP, the admin endpoint).
+	reloadMu sync.Mutex
+	logger   zerolog.Logger
 
 	mu      sync.Mutex
 	loaded  []loadedModule // in provisioning-complete order
 	started int            // how many of loaded were started
+
+	admin AdminRegistry // operator HTTP endpoints (adminreg.go)
 }
 
 type loadedModule struct {
@@ -50,11 +56,13 @@ type loadedModule struct {
 
 // New returns a kernel over a merged configuration.
 func New(cfg *config.Config, logger zerolog.Logger) *Kernel {
-	return &Kernel{cfg: cfg, logger: logger}
+	k := &Kernel{logger: logger}
+	k.cfg.Store(cfg)
+	return k
 }
 
 // Config returns the configuration the kernel was built with.
-func (k *Kernel) Config() *config.Config { return k.cfg }
+func (k *Kernel) Config() *config.Config { return k.cfg.Load() }
 
 // Load provisions the given top-level modules (usually apps) and everything they
 // load. On error, whatever was provisioned is cleaned up.
@@ -74,7 +82,7 @@ func (k *Kernel) load(ctx context.Context, id ModuleID) (Module, error) {
 		return nil, err
 	}
 	mod := info.New()
-	mctx := Context{Context: ctx, Config: k.cfg, Logger: k.logger.With().Str("module", string(id)).Logger(), k: k}
+	mctx := Context{Context: ctx, Config: k.Config(), Logger: k.logger.With().Str("module", string(id)).Logger(), k: k}
 	if p, ok := mod.(Provisioner); ok {
 		if err := p.Provision(mctx); err != nil {
 			if c, ok := mod.(CleanerUpper); ok {

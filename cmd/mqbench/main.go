@@ -30,10 +30,11 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: mqbench <producer|consumer> [flags]
+const usage = `usage: mqbench <producer|consumer|transaction> [flags]
 
   mqbench producer -n <namesrv> -t <topic> [-w 64] [-s 1024] [-d 0] [--tag X] [--batch N] [-o text|json]
   mqbench consumer -n <namesrv> -t <topic> [-g group] [-d 0] [--from last|first] [-o text|json]
+  mqbench transaction -n <namesrv> -t <topic> [-w 32] [-s 2048] [--sr 0] [--su 0] [--cr 0] [--cu 0] [-d 0] [-o text|json]
 
 -d 0 runs until interrupted (Ctrl-C); the summary is printed either way.
 Run "mqbench <command> -h" for every flag.
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runProducer(ctx, args[1:], stdout, stderr)
 	case "consumer":
 		err = runConsumer(ctx, args[1:], stdout, stderr)
+	case "transaction":
+		err = runTransaction(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

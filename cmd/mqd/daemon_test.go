@@ -119,7 +119,7 @@ func TestEmbeddedDaemonLifecycle(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	d.waitFor(t, "reload not supported yet")
+	d.waitFor(t, "reload: configuration unchanged")
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

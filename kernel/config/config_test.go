@@ -221,7 +221,7 @@ func TestSeedFileLoads(t *testing.T) {
 			t.Errorf("Source(%s) = %q", path, got)
 		}
 	}
-	wantWarn := "RocketMQ keys accepted but not implemented: abortFile, checkTransactionMessageEnable, pullMessageThreadPoolNums, sendMessageThreadPoolNums, storeCheckpoint, storePathConsumeQueue, storePathIndex"
+	wantWarn := "RocketMQ keys accepted but not implemented: abortFile, pullMessageThreadPoolNums, sendMessageThreadPoolNums, storeCheckpoint, storePathConsumeQueue, storePathIndex"
 	if len(c.Warnings) != 1 || c.Warnings[0] != wantWarn {
 		t.Errorf("warnings = %q\nwant [%q]", c.Warnings, wantWarn)
 	}
@@ -253,6 +253,7 @@ func registerSeedKeys() {
 		b("broker", "defaultTopicQueueNums", int32(8)),
 		b("broker", "autoCreateTopicEnable", true),
 		b("broker", "autoCreateSubscriptionGroup", true),
+		b("broker", "checkTransactionMessageEnable", true),
 		b("store", "deleteWhen", "04"),
 		b("store", "fileReservedTime", 72),
 		b("store", "brokerRole", "ASYNC_MASTER"),

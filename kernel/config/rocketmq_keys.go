@@ -57,7 +57,6 @@ var brokerRocketMQKeys = []string{
 	"storePathIndex",
 	"storeCheckpoint",
 	"abortFile",
-	"checkTransactionMessageEnable",
 
 	// Other BrokerConfig / MessageStoreConfig settings (§5.3, second table).
 	"brokerPermission",
@@ -74,6 +73,9 @@ var brokerRocketMQKeys = []string{
 	"transactionCheckMax",
 	"transactionCheckInterval",
 	"rejectTransactionMessage",
+	// A 3.x-only key (4.x ignores it) that mqd implements because the seed
+	// file sets it: it turns the transaction check-back service on or off.
+	"checkTransactionMessageEnable",
 	"aclEnable",
 	"traceTopicEnable",
 	"msgTraceTopicName",

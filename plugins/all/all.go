@@ -3,6 +3,8 @@
 package all
 
 import (
+	_ "github.com/mqd/mqd/ha"                // ha.async, ha.sync
+	_ "github.com/mqd/mqd/kernel/admin"      // admin.http
 	_ "github.com/mqd/mqd/plugins/broker"    // app.broker
 	_ "github.com/mqd/mqd/plugins/namesrv"   // app.namesrv
 	_ "github.com/mqd/mqd/storage/commitlog" // storage.commitlog

@@ -155,7 +155,7 @@ func (b *Broker) handleGetAllConsumerOffset(conn *remoting.Conn, req *remoting.C
 func (b *Broker) handleGetBrokerConfig(conn *remoting.Conn, req *remoting.Command) *remoting.Command {
 	props := map[string]string{}
 	collectProperties(reflect.ValueOf(b.storeCfg), props)
-	collectProperties(reflect.ValueOf(b.cfg), props)
+	collectProperties(reflect.ValueOf(*b.conf()), props)
 	props["brokerAddr"] = b.addr
 	keys := make([]string, 0, len(props))
 	for k := range props {

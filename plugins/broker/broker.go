@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,9 +47,19 @@ type Broker struct {
 	clients   *ClientManager
 	locks     *QueueLockManager
 	pullHold  *PullHoldService
+	ha        *haService       // replication (ha.go)
+	schedule  *scheduleService // delay levels (schedule.go)
+	timers    *timerService    // timer messages (timer.go)
+	tx        *txService       // transaction check-back state (txcheck.go)
 
-	stats    brokerStats
-	bootTime time.Time
+	stats brokerStats
+	// liveCfg is the configuration after runtime updates (liveconfig.go);
+	// nil until the first one. cfg itself never changes after Provision.
+	liveCfg    atomic.Pointer[Config]
+	liveMu     sync.Mutex
+	metrics    metricsServer // Prometheus /metrics (metrics.go)
+	groupStats groupGetStats // per group and topic, for GET_CONSUME_STATS
+	bootTime   time.Time
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -63,6 +74,7 @@ func (*Broker) MQDModule() kernel.ModuleInfo {
 // Provision reads the configuration and loads the storage engine.
 func (b *Broker) Provision(ctx kernel.Context) error {
 	b.log = ctx.Logger
+	b.provisionOps(ctx)
 	if err := ctx.Config.Unmarshal("broker", &b.cfg); err != nil {
 		return fmt.Errorf("broker config: %w", err)
 	}
@@ -79,6 +91,9 @@ func (b *Broker) Provision(ctx kernel.Context) error {
 		return fmt.Errorf("store.engine %s is not a storage engine", engine)
 	}
 	b.store = st
+	if err := b.provisionHA(ctx); err != nil {
+		return err
+	}
 	b.configDir = b.storeCfg.ConfigDir()
 	b.stop = make(chan struct{})
 	b.bootTime = time.Now()
@@ -126,8 +141,12 @@ func (b *Broker) Start() error {
 	b.registerHandlers()
 	b.server.OnClose(b.onConnClose)
 	b.nsClient = remoting.NewClient(remoting.ClientConfig{Logger: b.log})
-	b.store.SetArrivalListener(b.pullHold.NotifyArrival)
+	b.store.SetArrivalListener(b.notifyArrival) // wakes schedule levels, timers and parked pulls
 
+	if err := b.startHA(); err != nil {
+		ln.Close()
+		return err
+	}
 	if err := b.startServices(); err != nil {
 		ln.Close()
 		return err
@@ -159,6 +178,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 			err = b.server.Shutdown(ctx)
 		}
 		b.wg.Wait()
+		b.stopHA(ctx) // after the last send waited on it
 		b.stopServices(ctx)
 		if b.nsClient != nil {
 			b.nsClient.Close()

@@ -382,7 +382,7 @@ func (m *ClientManager) removeConn(id uint64) {
 
 // notifyIDsChanged sends NOTIFY_CONSUMER_IDS_CHANGED (40) oneway to each channel.
 func (m *ClientManager) notifyIDsChanged(group string, channels []ClientChannelInfo) {
-	if !m.b.cfg.NotifyConsumerIdsChangedEnable {
+	if !m.b.notifyIDsChangedEnable() {
 		return
 	}
 	for _, ch := range channels {
@@ -536,9 +536,9 @@ func (b *Broker) handleGetConsumerList(conn *remoting.Conn, req *remoting.Comman
 	return remoting.NewResponse(remoting.SystemError, "no consumer for this group, "+group)
 }
 
-// handleCheckClientConfig serves CHECK_CLIENT_CONFIG (46): tag subscriptions are
-// always fine; mqd's broker does not filter by SQL92, so those are refused the
-// way Java refuses them with enablePropertyFilter=false.
+// handleCheckClientConfig serves CHECK_CLIENT_CONFIG (46), which Java clients
+// send before subscribing: tag subscriptions are always fine; SQL92 needs
+// enablePropertyFilter and an expression that compiles.
 func (b *Broker) handleCheckClientConfig(conn *remoting.Conn, req *remoting.Command) *remoting.Command {
 	var r body.CheckClientRequestBody
 	if len(req.Body) > 0 {
@@ -547,7 +547,12 @@ func (b *Broker) handleCheckClientConfig(conn *remoting.Conn, req *remoting.Comm
 		}
 	}
 	if sd := r.SubscriptionData; sd != nil && sd.ExpressionType != "" && sd.ExpressionType != body.ExpressionTag {
-		return remoting.NewResponse(remoting.SystemError, "The broker does not support consumer to filter message by "+sd.ExpressionType)
+		if !b.cfg.EnablePropertyFilter {
+			return unsupportedFilter(sd.ExpressionType)
+		}
+		if _, resp := b.compileSQLFilter(r.Group, sd.Topic, sd.ExpressionType, sd.SubString, remoting.SubscriptionParseFailed); resp != nil {
+			return resp
+		}
 	}
 	return remoting.NewResponse(remoting.Success, "")
 }

@@ -35,12 +35,30 @@ type Config struct {
 	TraceOn                     bool   `koanf:"traceOn"`
 
 	NotifyConsumerIdsChangedEnable bool `koanf:"notifyConsumerIdsChangedEnable"`
+
+	// SQL92 filtering and orderly locks; the keys are registered in
+	// propfilter.go and locks.go.
+	EnablePropertyFilter     bool  `koanf:"enablePropertyFilter"`
+	RebalanceLockMaxLiveTime int64 `koanf:"rebalanceLockMaxLiveTime"`
+
+	// Delayed delivery; the keys are registered in schedule.go.
+	MessageDelayLevel        string `koanf:"messageDelayLevel"`
+	FlushDelayOffsetInterval int64  `koanf:"flushDelayOffsetInterval"`
+	TimerWheelEnable         bool   `koanf:"timerWheelEnable"`
+	TimerMaxDelaySec         int64  `koanf:"timerMaxDelaySec"`
+	TimerFlushIntervalMs     int64  `koanf:"timerFlushIntervalMs"`
+
+	// Transaction messages; the keys are registered in transaction.go.
+	TransactionConfig `koanf:",squash"`
 }
 
 func init() {
 	b := func(name string, def any, doc string) config.Key {
 		return config.Key{Path: "broker." + name, Role: "broker", RocketMQ: []string{name}, Default: def, Doc: doc}
 	}
+	// live marks keys updateBrokerConfig may change on a running broker
+	// (liveconfig.go keeps the list the handler accepts).
+	live := func(k config.Key) config.Key { k.Live = true; return k }
 	config.Register(
 		b("brokerClusterName", "DefaultCluster", "cluster this broker belongs to"),
 		b("brokerName", "broker-a", "broker group name shared by a master and its slaves"),
@@ -50,16 +68,16 @@ func init() {
 		b("namesrvAddr", "", "name servers, host:port separated by ';'"),
 		b("brokerPermission", int32(6), "broker permission bits (read 4, write 2)"),
 		b("defaultTopicQueueNums", int32(8), "queue count of TBW102, which caps auto-created topics"),
-		b("autoCreateTopicEnable", true, "create unknown topics on first send (through TBW102)"),
-		b("autoCreateSubscriptionGroup", true, "create unknown consumer groups on first use"),
+		live(b("autoCreateTopicEnable", true, "create unknown topics on first send (through TBW102)")),
+		live(b("autoCreateSubscriptionGroup", true, "create unknown consumer groups on first use")),
 		b("clusterTopicEnable", true, "make the cluster name a writable topic"),
 		b("brokerTopicEnable", true, "make the broker name a writable topic"),
 		b("maxMessageSize", 4194304, "largest message body accepted, in bytes"),
 		b("registerNameServerPeriod", int64(30000), "period of registration with the name servers, ms (clamped 10 s - 60 s)"),
 		b("registerBrokerTimeoutMills", int64(6000), "timeout of one registration, ms"),
 		b("flushConsumerOffsetInterval", int64(5000), "period of persisting consumer offsets, ms"),
-		b("longPollingEnable", true, "park pulls that find nothing until a message arrives"),
-		b("shortPollingTimeMills", int64(1000), "how long a pull is parked when long polling is off, ms"),
+		live(b("longPollingEnable", true, "park pulls that find nothing until a message arrives")),
+		live(b("shortPollingTimeMills", int64(1000), "how long a pull is parked when long polling is off, ms")),
 		b("channelExpiredTimeout", int64(120000), "drop a client with no heartbeat for this long, ms"),
 		b("serverChannelMaxIdleTimeSeconds", 120, "close connections idle this long, s"),
 		config.Key{Path: "broker.maxFrameSize", Role: "broker", Default: 16 << 20, Doc: "largest remoting frame accepted, bytes"},
@@ -68,6 +86,6 @@ func init() {
 		b("storeReplyMessageEnable", true, "also store request-reply replies"),
 		b("regionId", "DefaultRegion", "region reported in send responses"),
 		b("traceOn", true, "trace switch reported in send responses"),
-		b("notifyConsumerIdsChangedEnable", true, "tell a group's consumers to rebalance when its members change"),
+		live(b("notifyConsumerIdsChangedEnable", true, "tell a group's consumers to rebalance when its members change")),
 	)
 }

@@ -4,14 +4,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
-// lockMaxLiveTime is how long a queue lock survives without renewal (Java's
-// rocketmq.broker.rebalance.lockMaxLiveTime). Clients renew every 20 s and
-// consider their own lock expired after 30 s.
-const lockMaxLiveTime = 60 * time.Second
+// broker.rebalanceLockMaxLiveTime is how long a queue lock survives without
+// renewal (Java's JVM property rocketmq.broker.rebalance.lockMaxLiveTime).
+// Clients renew every 20 s and consider their own lock expired after 30 s.
+func init() {
+	config.Register(config.Key{
+		Path: "broker.rebalanceLockMaxLiveTime", Role: "broker", RocketMQ: []string{"rebalanceLockMaxLiveTime"},
+		Default: int64(60000), Doc: "orderly-consumption queue lock lifetime without renewal, ms",
+	})
+}
 
 type lockKey struct {
 	group string
@@ -27,13 +33,18 @@ type lockEntry struct {
 // RebalanceLockManager): per group and queue one owning client ID, granted when
 // free, already owned by the caller, or expired. Locks live in memory only.
 type QueueLockManager struct {
-	mu    sync.Mutex
-	locks map[lockKey]*lockEntry
-	now   func() time.Time // injectable for tests
+	mu      sync.Mutex
+	locks   map[lockKey]*lockEntry
+	maxLive time.Duration
+	now     func() time.Time // injectable for tests
 }
 
 func newQueueLockManager(b *Broker) *QueueLockManager {
-	return &QueueLockManager{locks: make(map[lockKey]*lockEntry), now: time.Now}
+	maxLive := 60 * time.Second
+	if b != nil && b.cfg.RebalanceLockMaxLiveTime > 0 {
+		maxLive = time.Duration(b.cfg.RebalanceLockMaxLiveTime) * time.Millisecond
+	}
+	return &QueueLockManager{locks: make(map[lockKey]*lockEntry), maxLive: maxLive, now: time.Now}
 }
 
 // TryLockBatch grants the caller every queue it may hold and returns those.
@@ -50,7 +61,7 @@ func (m *QueueLockManager) TryLockBatch(group, clientID string, mqs []body.Messa
 			m.locks[k] = &lockEntry{clientID: clientID, lastUpdate: now}
 		case e.clientID == clientID:
 			e.lastUpdate = now
-		case now.Sub(e.lastUpdate) > lockMaxLiveTime:
+		case now.Sub(e.lastUpdate) > m.maxLive:
 			e.clientID, e.lastUpdate = clientID, now
 		default:
 			continue
@@ -78,7 +89,7 @@ func (m *QueueLockManager) IsLocked(group, clientID string, mq body.MessageQueue
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.locks[lockKey{group, mq}]
-	return e != nil && e.clientID == clientID && now.Sub(e.lastUpdate) <= lockMaxLiveTime
+	return e != nil && e.clientID == clientID && now.Sub(e.lastUpdate) <= m.maxLive
 }
 
 // pruneExpired drops expired locks so departed groups do not accumulate.
@@ -87,7 +98,7 @@ func (m *QueueLockManager) pruneExpired() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, e := range m.locks {
-		if now.Sub(e.lastUpdate) > lockMaxLiveTime {
+		if now.Sub(e.lastUpdate) > m.maxLive {
 			delete(m.locks, k)
 		}
 	}

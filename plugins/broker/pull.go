@@ -59,6 +59,9 @@ func (b *Broker) handlePull(conn *remoting.Conn, req *remoting.Command) *remotin
 	if resp != nil {
 		return resp
 	}
+	if resp := b.slaveReadCheck(); resp != nil {
+		return resp
+	}
 	if h.sysFlag&pullFlagCommitOffset != 0 && b.cfg.BrokerID == 0 && h.commitOffset >= 0 {
 		// The side-channel commit of push consumers (masters only).
 		b.offsets.Commit(h.group, h.topic, h.queueID, h.commitOffset)
@@ -67,7 +70,11 @@ func (b *Broker) handlePull(conn *remoting.Conn, req *remoting.Command) *remotin
 	if conn != nil {
 		connDone = conn.Done()
 	}
-	return b.pull(&h, filter, connDone)
+	out := b.pull(&h, filter, connDone)
+	if out != nil && out.Code == remoting.Success {
+		b.groupStats.recordGet(h.group, h.topic, out.Body)
+	}
+	return out
 }
 
 // checkPull runs Java's pull checks in order and resolves the subscription's filter.
@@ -98,7 +105,7 @@ func (b *Broker) checkPull(conn *remoting.Conn, h *pullHeader) (storage.Filter, 
 
 	if h.sysFlag&pullFlagSubscription != 0 {
 		if !isTagExpression(h.expressionType) {
-			return nil, unsupportedFilter(h.expressionType)
+			return b.compileSQLFilter(h.group, h.topic, h.expressionType, h.subscription, remoting.SubscriptionParseFailed)
 		}
 		return newTagFilter(h.subscription), nil
 	}
@@ -118,13 +125,12 @@ func (b *Broker) checkPull(conn *remoting.Conn, h *pullHeader) (storage.Filter, 
 		return nil, remoting.NewResponse(remoting.SubscriptionNotLatest, "the consumer's subscription not latest")
 	}
 	if !sd.IsTagType() {
-		return nil, unsupportedFilter(sd.ExpressionType)
+		return b.compileSQLFilter(h.group, h.topic, sd.ExpressionType, sd.SubString, remoting.FilterDataNotExist)
 	}
 	return heartbeatFilter{sd}, nil
 }
 
-// unsupportedFilter is Java's answer when enablePropertyFilter is off; mqd has
-// no SQL92 evaluator yet, so it always answers so.
+// unsupportedFilter is Java's answer to SQL92 when enablePropertyFilter is off.
 func unsupportedFilter(exprType string) *remoting.Command {
 	return remoting.NewResponse(remoting.SystemError,
 		"The broker does not support consumer to filter message by "+exprType)
@@ -155,18 +161,18 @@ func (b *Broker) pull(h *pullHeader, filter storage.Filter, connDone <-chan stru
 			continue
 		}
 		if code != remoting.PullNotFound || !suspend {
-			return b.pullResponse(code, res)
+			return b.pullResponse(code, res, h)
 		}
 		if deadline.IsZero() {
 			d := b.holdTimeout(h.suspendMillis)
 			if d <= 0 {
-				return b.pullResponse(code, res)
+				return b.pullResponse(code, res, h)
 			}
 			deadline = time.Now().Add(d)
 		}
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
-			return b.pullResponse(code, res)
+			return b.pullResponse(code, res, h)
 		}
 		// NextBeginOffset of a PULL_NOT_FOUND is where the consumer goes on;
 		// park there.
@@ -174,7 +180,7 @@ func (b *Broker) pull(h *pullHeader, filter storage.Filter, connDone <-chan stru
 			offset = res.NextBeginOffset
 		}
 		res.Release()
-		switch b.pullHold.hold(h.topic, h.queueID, offset, remaining, b.cfg.LongPollingEnable, connDone) {
+		switch b.pullHold.hold(h.topic, h.queueID, offset, remaining, b.longPollingEnable(), connDone) {
 		case holdConnClosed:
 			return nil
 		case holdShutdown:
@@ -190,8 +196,8 @@ func (b *Broker) pull(h *pullHeader, filter storage.Filter, connDone <-chan stru
 // holdTimeout is how long a pull may be parked: the consumer's suspend time
 // capped below its RPC deadline, or shortPollingTimeMills without long polling.
 func (b *Broker) holdTimeout(suspendMillis int64) time.Duration {
-	if !b.cfg.LongPollingEnable {
-		return time.Duration(b.cfg.ShortPollingTimeMills) * time.Millisecond
+	if !b.longPollingEnable() {
+		return time.Duration(b.shortPollingTimeMills()) * time.Millisecond
 	}
 	if suspendMillis <= 0 {
 		return 0
@@ -245,11 +251,15 @@ func getStatusName(st storage.GetStatus) string {
 // pullResponse answers a pull from a read and releases the read. The ext always
 // carries the four offsets fields: the client takes nextBeginOffset as its next
 // offset whatever the code.
-func (b *Broker) pullResponse(code int16, res *storage.GetResult) *remoting.Command {
+func (b *Broker) pullResponse(code int16, res *storage.GetResult, h *pullHeader) *remoting.Command {
 	defer res.Release()
 	resp := remoting.NewResponse(code, getStatusName(res.Status))
 	resp.ExtFields = pullExt(res.NextBeginOffset, res.MinOffset, res.MaxOffset)
+	resp.ExtFields["suggestWhichBrokerId"] = b.suggestBrokerID(res)
 	b.stats.recordGet(code == remoting.Success, len(res.Records))
+	if code == remoting.Success {
+		b.stats.keyed.recordGet(h.topic, h.group, len(res.Records), res.TotalBytes)
+	}
 	if code == remoting.Success {
 		// Records alias the store's mapped memory, which Release gives back, so
 		// the body is copied into one buffer the response owns.
@@ -274,7 +284,7 @@ func pullExt(next, minOff, maxOff int64) map[string]string {
 		"nextBeginOffset": strconv.FormatInt(next, 10),
 		"minOffset":       strconv.FormatInt(minOff, 10),
 		"maxOffset":       strconv.FormatInt(maxOff, 10),
-		// Slave reads are off (Java slaveReadEnable=false): always the master.
+		// The master, unless pullResponse says otherwise (slaveReadEnable).
 		"suggestWhichBrokerId": "0",
 	}
 }

@@ -151,6 +151,9 @@ func (b *Broker) registrationBody() ([]byte, error) {
 
 // haServerAddr is the replication address: the advertised host, listenPort+1.
 func (b *Broker) haServerAddr() string {
+	if a := b.haServerAddrActual(); a != "" {
+		return a
+	}
 	host, port, err := net.SplitHostPort(b.addr)
 	if err != nil {
 		return ""
@@ -207,6 +210,7 @@ func (b *Broker) registerAll() {
 				b.log.Warn().Err(err).Str("namesrv", addr).Msg("register broker")
 				return
 			}
+			b.onRegisterAnswer(resp) // a slave learns its master's addresses
 			var kv body.KVTable
 			if len(resp.Body) > 0 {
 				if err := body.Unmarshal(resp.Body, &kv); err != nil {

@@ -68,6 +68,7 @@ func (b *Broker) handleGetBrokerRuntimeInfo(_ *remoting.Conn, _ *remoting.Comman
 		"remainHowManyDataToCommit":             "0",
 		"remainHowManyDataToFlush":              "0",
 	}
+	b.scheduleRuntimeInfo(t)
 	if total, free, ok := diskSpace(b.storeCfg.CommitLogDir()); ok {
 		t["commitLogDirCapacity"] = "Total : " + humanBytes(total) + ", Free : " + humanBytes(free) + "."
 		t["commitLogDiskRatio"] = strconv.FormatFloat(1-float64(free)/float64(total), 'f', -1, 64)

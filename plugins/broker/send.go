@@ -17,9 +17,7 @@ import (
 )
 
 // registerDataHandlers wires the message path: sends, pulls (with long polling)
-// and the offset queries. END_TRANSACTION (37) is deliberately left unregistered
-// until half messages are committed and checked back: it answers
-// REQUEST_CODE_NOT_SUPPORTED rather than pretending to commit.
+// and the offset queries, and END_TRANSACTION (transaction.go).
 func (b *Broker) registerDataHandlers() {
 	b.server.Handle(remoting.SendMessage, b.handleSend)
 	b.server.Handle(remoting.SendMessageV2, b.handleSend)
@@ -27,6 +25,7 @@ func (b *Broker) registerDataHandlers() {
 	b.server.Handle(remoting.SendReplyMessage, b.handleSendReply)
 	b.server.Handle(remoting.SendReplyMessageV2, b.handleSendReply)
 	b.server.Handle(remoting.PullMessage, b.handlePull)
+	b.server.Handle(remoting.EndTransaction, b.handleEndTransaction)
 	b.registerOffsetHandlers()
 }
 
@@ -42,6 +41,7 @@ var sendForbiddenTopics = map[string]bool{
 	"TRANS_CHECK_MAX_TIME_TOPIC":  true,
 	"SELF_TEST_TOPIC":             true,
 	"OFFSET_MOVED_EVENT":          true,
+	timerTopic:                    true,
 }
 
 // Topic system flags (TopicSysFlag) for unit-mode producers.
@@ -238,14 +238,20 @@ func (b *Broker) putOne(conn *remoting.Conn, req *remoting.Command, h *sendHeade
 		return remoting.NewResponse(remoting.MessageIllegal, "the message properties are over max value "+
 			strconv.Itoa(message.MaxPropertiesLength)+" with the CLUSTER property added")
 	}
-	// Known limitations, each owned by a later issue: DELAY is stored to the
-	// real topic (no schedule service yet, so delivery is immediate); half
-	// messages (sysFlag PREPARED) are stored but not dispatched, and stay
-	// invisible until END_TRANSACTION exists; sends to %RETRY% topics beyond
-	// maxReconsumeTimes are stored as they are instead of going to the DLQ.
+	if resp := b.divertRetryToDLQ(req, h, &m); resp != nil { // sendback.go
+		return resp
+	}
+	if message.TranType(m.SysFlag) == message.SysFlagTranPrepared {
+		return b.putHalf(&m, h) // transaction.go
+	}
+	if resp := b.applySchedule(&m); resp != nil { // DELAY and timers, schedule.go
+		return resp
+	}
 	start := time.Now()
 	res := b.store.Put(&m)
+	b.awaitReplica(&res, m.Properties) // SYNC_MASTER: until a slave confirms
 	b.recordPut(&res, len(m.Body), start)
+	b.recordTopicPut(&res, h.topic, len(m.Body))
 	return b.sendResponse(&res, h.queueID, nil)
 }
 
@@ -330,12 +336,15 @@ func (b *Broker) handleSendBatch(conn *remoting.Conn, req *remoting.Command) *re
 	if delayLevel(h.properties) > 0 {
 		return remoting.NewResponse(remoting.MessageIllegal, "batch messages do not support delay levels")
 	}
+	if message.TranType(h.sysFlag) != message.SysFlagTranNotType {
+		return remoting.NewResponse(remoting.MessageIllegal, "batch messages do not support transactions")
+	}
 	bornHost := connAddrPort(conn)
 	var ms []message.Message
 	var bad *remoting.Command
 	err := message.DecodeBatch(req.Body, func(flag int32, msgBody []byte, props string) error {
-		if delayLevel(props) > 0 {
-			bad = remoting.NewResponse(remoting.MessageIllegal, "batch messages do not support delay levels")
+		if delayLevel(props) > 0 || hasTimerProperty(props) {
+			bad = remoting.NewResponse(remoting.MessageIllegal, "batch messages do not support delay levels or delivery times")
 			return errBatchRejected
 		}
 		if h.properties != "" {
@@ -373,7 +382,9 @@ func (b *Broker) handleSendBatch(conn *remoting.Conn, req *remoting.Command) *re
 	}
 	start := time.Now()
 	res := b.store.PutBatch(ms)
+	b.awaitReplica(&res, ms[0].Properties)
 	b.recordPut(&res, len(req.Body), start)
+	b.recordTopicPut(&res, h.topic, len(req.Body))
 	if !res.Status.Stored() {
 		return b.sendResponse(&res, h.queueID, nil)
 	}

@@ -333,8 +333,8 @@ func TestSendChecks(t *testing.T) {
 	if q := extInt(t, resp, "queueId"); resp.Code != remoting.Success || q < 0 || q >= 4 {
 		t.Fatalf("queueId -1: %d %v", resp.Code, resp.ExtFields)
 	}
-	// END_TRANSACTION is not implemented yet and says so.
-	if r := h.invoke(remoting.EndTransaction, map[string]string{}, nil); r.Code != remoting.RequestCodeNotSupported {
+	// END_TRANSACTION names a missing header field.
+	if r := h.invoke(remoting.EndTransaction, map[string]string{}, nil); r.Code != remoting.SystemError {
 		t.Fatalf("END_TRANSACTION: %d", r.Code)
 	}
 }

@@ -19,6 +19,7 @@ type brokerStats struct {
 	getMiss      atomic.Int64 // pulls that found none
 	getNums      atomic.Int64 // messages transferred to consumers
 	putTimeMaxNs atomic.Int64 // slowest put since boot
+	keyed        keyedStats   // per topic and topic@group (statsitems.go)
 
 	mu      sync.Mutex
 	samples []statsSample // ring, newest last, at most statsWindow
@@ -57,6 +58,7 @@ func (s *brokerStats) recordGet(found bool, msgs int) {
 
 // sample appends a snapshot; the broker calls it every statsInterval.
 func (s *brokerStats) sample(now time.Time) {
+	s.keyed.sample(now)
 	smp := statsSample{at: now.UnixMilli(), put: s.putNums.Load(), getTransferred: s.getNums.Load(),
 		found: s.getFound.Load(), miss: s.getMiss.Load()}
 	s.mu.Lock()

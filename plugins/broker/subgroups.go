@@ -96,7 +96,7 @@ func (m *SubscriptionGroupManager) FindOrCreate(group string) (body.Subscription
 	if c, ok := m.Get(group); ok {
 		return c, true
 	}
-	if !m.b.cfg.AutoCreateSubscriptionGroup && !strings.HasPrefix(group, sysGroupPrefix) {
+	if !m.b.autoCreateSubscriptionGroup() && !strings.HasPrefix(group, sysGroupPrefix) {
 		return body.SubscriptionGroupConfig{}, false
 	}
 	if validateGroup(group) != nil {

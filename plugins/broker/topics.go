@@ -205,11 +205,11 @@ func (m *TopicConfigManager) CreateInSendMessage(topic, defaultTopic, remoteAddr
 		return tc, true
 	}
 	def, ok := m.table[defaultTopic]
-	if !ok || !m.b.cfg.AutoCreateTopicEnable || def.Perm&body.PermInherit == 0 {
+	if !ok || !m.b.autoCreateTopicEnable() || def.Perm&body.PermInherit == 0 {
 		m.mu.Unlock()
 		// Debug, not Warn: a producer retrying an unknown topic would flood the log.
 		m.b.log.Debug().Str("topic", topic).Str("defaultTopic", defaultTopic).Bool("defaultExists", ok).
-			Bool("autoCreateTopicEnable", m.b.cfg.AutoCreateTopicEnable).Str("producer", remoteAddr).
+			Bool("autoCreateTopicEnable", m.b.autoCreateTopicEnable()).Str("producer", remoteAddr).
 			Msg("topic not created: the default topic does not allow it")
 		return body.TopicConfig{}, false
 	}

@@ -81,6 +81,12 @@ Usage:
   mqd namesrv [flags]              name server only (like mqnamesrv)
   mqd broker [-n ADDR] [flags]     broker only (like mqbroker)
   mqd config print [flags]         print the merged configuration and each value's source
+  mqd config print --live          the running daemon's configuration (admin endpoint)
+  mqd health [--addr A] [--token T] readiness of the running daemon (exit 1 if not ready)
+  mqd plugins [--addr A]           the running daemon's modules
+  mqd swap ha sync|async [--admin HOST:PORT]
+                                   switch a running master's replication mode
+                                   (admin endpoint, default 127.0.0.1:10913)
   mqd version                      print the version
   mqd help                         print this help
 
@@ -175,9 +181,17 @@ func dispatch(args []string, sys IO) error {
 			return usageError{fmt.Sprintf("mqd %s: unexpected argument %q", cmd, rest[0])}
 		}
 		return runDaemon(cmd, &o, sys)
+	case "health", "plugins":
+		return runOps(cmd, rest, sys)
 	case "config":
 		if len(rest) == 0 || rest[0] != "print" {
 			return usageError{"usage: mqd config print [flags]"}
+		}
+		for i, a := range rest[1:] {
+			if a == "--live" || a == "-live" {
+				// The running daemon's configuration, from its admin endpoint.
+				return runOps("config", append(append([]string(nil), rest[1:i+1]...), rest[i+2:]...), sys)
+			}
 		}
 		fs := newFlagSet("mqd config print", &o, true)
 		fs.StringVar(&o.role, "role", modeEmbedded, "")
@@ -190,6 +204,8 @@ func dispatch(args []string, sys IO) error {
 			return usageError{fmt.Sprintf("mqd config print: unexpected argument %q", rest[0])}
 		}
 		return printConfig(&o, sys)
+	case "swap":
+		return runSwap(rest, sys)
 	case "version":
 		if len(rest) > 0 {
 			return usageError{fmt.Sprintf("mqd version: unexpected argument %q", rest[0])}
@@ -284,6 +300,9 @@ func loadConfig(mode string, o *options, sys IO) (*config.Config, error) {
 			}
 		}
 	}
+	if err := resolveAdminListen(mode, cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -365,8 +384,11 @@ func runDaemon(mode string, o *options, sys IO) error {
 		}
 	}()
 
+	if err := adminFallback(cfg, func(msg string) { logger.Warn().Msg(msg) }); err != nil {
+		return err
+	}
 	k := kernel.New(cfg, logger)
-	if err := k.Load(ctx, appsOf(mode)...); err != nil {
+	if err := k.Load(ctx, daemonModules(mode, cfg)...); err != nil {
 		if s := sig.received(); s != nil {
 			// Stopped while starting: Load has cleaned up what it provisioned.
 			logger.Info().Str("signal", s.String()).Msg("stopped during startup")
@@ -384,7 +406,7 @@ wait:
 	for {
 		select {
 		case <-sig.hup:
-			logger.Warn().Msg("reload not supported yet")
+			reload(ctx, k, mode, o, sys, logger)
 		case <-sig.stopping:
 			break wait
 		}

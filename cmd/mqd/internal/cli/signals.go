@@ -1,11 +1,17 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/kernel"
 )
 
 // signals turns SIGINT/SIGTERM into a one-time stop request (a second one calls
@@ -83,4 +89,34 @@ func (s *signals) close() {
 	signal.Stop(s.ch)
 	close(s.done)
 	s.wg.Wait()
+}
+
+// reload re-reads the configuration on SIGHUP and lets the kernel apply what
+// may change live; a refused reload leaves everything as it was.
+func reload(ctx context.Context, k *kernel.Kernel, mode string, o *options, sys IO, logger zerolog.Logger) {
+	cfg, err := loadConfig(mode, o, sys)
+	if err != nil {
+		logger.Error().Err(err).Msg("reload: configuration not loaded; nothing changed")
+		return
+	}
+	// Values derived at startup (the embedded mode's free name-server port
+	// and the broker's namesrvAddr pointing at it) stay as they were.
+	cur := k.Config()
+	for _, p := range []string{"namesrv.listenPort", "broker.namesrvAddr"} {
+		if strings.HasPrefix(cur.Source(p), "embedded") && strings.HasPrefix(cfg.Source(p), "embedded") {
+			if err := cfg.Set(p, cur.Get(p), cur.Source(p)); err != nil {
+				logger.Error().Err(err).Msg("reload: configuration not loaded; nothing changed")
+				return
+			}
+		}
+	}
+	changed, err := k.Reload(ctx, cfg)
+	switch {
+	case err != nil:
+		logger.Error().Err(err).Strs("changed", changed).Msg("reload refused; nothing changed")
+	case len(changed) == 0:
+		logger.Info().Msg("reload: configuration unchanged")
+	default:
+		logger.Info().Strs("changed", changed).Msg("reload applied")
+	}
 }

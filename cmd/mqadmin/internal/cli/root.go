@@ -1,0 +1,213 @@
+// Package cli is mqadmin's command line: RocketMQ's admin commands (same names,
+// flags and table columns as the Java tool's 4.9.8 output, so scripts that parse
+// them keep working) built with cobra over the admin client package. `-o json`
+// (or `--output json` where -o already has a RocketMQ meaning) prints the same
+// data as JSON. cmd/mqadmin's main only calls Main.
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mqd/mqd/cmd/mqadmin/internal/admin"
+)
+
+// IO is what Main talks to; tests replace it.
+type IO struct {
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment (NAMESRV_ADDR); nil means os.Getenv.
+	Getenv func(string) string
+	// Now is the clock for "hours since" columns; nil means time.Now.
+	Now func() time.Time
+}
+
+// env is what a command's run function gets.
+type env struct {
+	out     io.Writer
+	errOut  io.Writer
+	getenv  func(string) string
+	now     func() time.Time
+	namesrv string
+	timeout time.Duration
+	output  string
+	adm     *admin.Admin
+}
+
+func (e *env) admin() *admin.Admin {
+	if e.adm == nil {
+		ns := e.namesrv
+		if ns == "" {
+			ns = e.getenv("NAMESRV_ADDR")
+		}
+		e.adm = admin.New(ns, e.timeout)
+	}
+	return e.adm
+}
+
+func (e *env) json() bool { return e.output == "json" }
+
+// printJSON writes v indented.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.out)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func (e *env) printf(format string, args ...any) { fmt.Fprintf(e.out, format, args...) }
+
+// usageErr marks a command-line mistake.
+type usageErr struct{ error }
+
+// Main runs mqadmin with args (without the program name) and returns the exit
+// status: 0, 1 for a failed command, 2 for a usage mistake.
+func Main(args []string, sys IO) int {
+	if sys.Getenv == nil {
+		sys.Getenv = os.Getenv
+	}
+	if sys.Now == nil {
+		sys.Now = time.Now
+	}
+	e := &env{out: sys.Stdout, errOut: sys.Stderr, getenv: sys.Getenv, now: sys.Now}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetOut(sys.Stdout)
+	root.SetErr(sys.Stderr)
+	cmd, err := root.ExecuteC()
+	if e.adm != nil {
+		e.adm.Close()
+	}
+	if err == nil {
+		return 0
+	}
+	name := "mqadmin"
+	if cmd != nil && cmd != root {
+		name += " " + cmd.Name()
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(sys.Stderr, "%s: %s\n", name, msg)
+	var ue usageErr
+	if errors.As(err, &ue) || isFlagError(err) {
+		fmt.Fprintf(sys.Stderr, "Run '%s -h' for usage.\n", name)
+		return 2
+	}
+	return 1
+}
+
+func isFlagError(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown flag") || strings.HasPrefix(s, "unknown shorthand flag") ||
+		strings.HasPrefix(s, "unknown command") || strings.Contains(s, "required flag") ||
+		strings.HasPrefix(s, "invalid argument") || strings.HasPrefix(s, "flag needs an argument") ||
+		strings.Contains(s, "accepts ") || strings.Contains(s, "flags in the group")
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mqadmin",
+		Short: "RocketMQ admin commands for mqd (and RocketMQ) clusters",
+		Long: `mqadmin runs RocketMQ's admin commands against name servers and brokers over
+the remoting protocol, with the Java tool's command names, flags and table columns.
+The name server comes from -n or the NAMESRV_ADDR environment variable.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.PersistentFlags().StringVarP(&e.namesrv, "namesrvAddr", "n", "", "name server address list, eg: 192.168.0.1:9876;192.168.0.2:9876 (default $NAMESRV_ADDR)")
+	root.PersistentFlags().DurationVar(&e.timeout, "timeout", admin.DefaultTimeout, "timeout of one request")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr{err} })
+	for _, c := range commands(e) {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// runner adapts a command body to cobra.
+func runner(e *env, fn func(e *env, cmd *cobra.Command) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErr{fmt.Errorf("unexpected argument %q", args[0])}
+		}
+		if e.output != "" && e.output != "json" && e.output != "text" {
+			return usageErr{fmt.Errorf("--output %q: want json or text", e.output)}
+		}
+		return fn(e, cmd)
+	}
+}
+
+// withOutput adds -o/--output to a command; short is false where -o already
+// means something in RocketMQ's flags (offset, order).
+func withOutput(e *env, c *cobra.Command, short bool) *cobra.Command {
+	if short {
+		c.Flags().StringVarP(&e.output, "output", "o", "", "output format: json (default: RocketMQ's text)")
+	} else {
+		c.Flags().StringVar(&e.output, "output", "", "output format: json (default: RocketMQ's text)")
+	}
+	return c
+}
+
+func commands(e *env) []*cobra.Command {
+	var out []*cobra.Command
+	out = append(out, clusterCommands(e)...)
+	out = append(out, topicCommands(e)...)
+	out = append(out, consumerCommands(e)...)
+	out = append(out, brokerCommands(e)...)
+	out = append(out, messageCommands(e)...)
+	return out
+}
+
+// required marks flags required.
+func required(c *cobra.Command, names ...string) {
+	for _, n := range names {
+		_ = c.MarkFlagRequired(n)
+	}
+}
+
+// frontString is UtilAll.frontStringAtLeast: s cut to at most n characters.
+func frontString(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// Java date formats used by the tables.
+const (
+	fmtSecond = "2006-01-02 15:04:05"     // UtilAll.YYYY_MM_DD_HH_MM_SS
+	fmtMilli  = "2006-01-02 15:04:05,000" // UtilAll.timeMillisToHumanString2
+)
+
+func millisTime(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// javaBool is a boolean flag that takes its value as the next argument
+// (`-o true`), as commons-cli options with an argument do in the Java tool;
+// like Boolean.parseBoolean, anything but "true" (any case) is false.
+type javaBool struct{ p *bool }
+
+func (b javaBool) String() string {
+	if b.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*b.p)
+}
+
+func (b javaBool) Set(v string) error {
+	*b.p = strings.EqualFold(strings.TrimSpace(v), "true")
+	return nil
+}
+
+func (b javaBool) Type() string { return "true|false" }
+
+// boolArgVarP defines a javaBool flag.
+func boolArgVarP(fs *pflag.FlagSet, p *bool, name, short string, def bool, usage string) {
+	*p = def
+	fs.VarP(javaBool{p}, name, short, usage)
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	rocketmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+)
+
+// Transaction mode, after RocketMQ's benchmark TransactionProducer: each
+// message is a half message whose body carries the test's batch id, a
+// sequence number, the local-transaction outcome to report at send time and
+// the outcomes to report at each check-back; the listener answers from the
+// body, so that the broker's check-back can be verified (a check for a
+// message already committed or rolled back is "unexpected"; a second check
+// with the same check count is "duplicated").
+
+// maxCheckResults is TransactionProducer.MAX_CHECK_RESULT_IN_MSG.
+const maxCheckResults = 20
+
+type txOptions struct {
+	namesrv, topic, group, output string
+	threads, size                 int
+	sendRollback, sendUnknown     float64
+	checkRollback, checkUnknown   float64
+	duration, timeout, interval   time.Duration
+}
+
+// TransactionSummary is the final report of a transaction run (-o json).
+type TransactionSummary struct {
+	Mode            string      `json:"mode"`
+	Topic           string      `json:"topic"`
+	Threads         int         `json:"threads"`
+	MessageSize     int         `json:"messageSize"`
+	ElapsedSec      float64     `json:"elapsedSec"`
+	Sent            int64       `json:"sent"`
+	SendFailed      int64       `json:"sendFailed"`
+	TPS             int64       `json:"tps"`
+	AvgRTMs         float64     `json:"avgRtMs"`
+	MaxRTMs         int64       `json:"maxRtMs"`
+	Checks          int64       `json:"checks"`
+	UnexpectedCheck int64       `json:"unexpectedCheck"`
+	DuplicatedCheck int64       `json:"duplicatedCheck"`
+	Latency         Percentiles `json:"latency"`
+}
+
+func parseTxFlags(args []string, stderr io.Writer) (txOptions, error) {
+	var o txOptions
+	fs := flag.NewFlagSet("mqbench transaction", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.namesrv, "n", "127.0.0.1:9876", "name server address(es), separated by ';'")
+	fs.StringVar(&o.topic, "t", "BenchmarkTest", "topic")
+	fs.IntVar(&o.threads, "w", 32, "sending goroutines")
+	fs.IntVar(&o.size, "s", 2048, "message body size in bytes (at least 37: the test's own header)")
+	fs.Float64Var(&o.sendRollback, "sr", 0, "share of local transactions that roll back at send")
+	fs.Float64Var(&o.sendUnknown, "su", 0, "share of local transactions left UNKNOWN at send (checked back by the broker)")
+	fs.Float64Var(&o.checkRollback, "cr", 0, "share of check-backs answered ROLLBACK")
+	fs.Float64Var(&o.checkUnknown, "cu", 0, "share of check-backs answered UNKNOWN again")
+	fs.DurationVar(&o.duration, "d", 0, "how long to run (0 = until interrupted)")
+	fs.StringVar(&o.group, "group", "benchmark_transaction_producer", "producer group")
+	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-interval lines to stderr)")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
+	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return o, err
+		}
+		return o, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mqbench transaction: unexpected argument %q\n", fs.Arg(0))
+		return o, errUsage
+	}
+	rate := func(v float64) bool { return v >= 0 && v <= 1 }
+	switch {
+	case o.threads < 1:
+		return o, fmt.Errorf("-w must be at least 1")
+	case o.size < 16+1+maxCheckResults:
+		return o, fmt.Errorf("-s must be at least %d (the body carries the test's header)", 16+1+maxCheckResults)
+	case !rate(o.sendRollback) || !rate(o.sendUnknown) || !rate(o.checkRollback) || !rate(o.checkUnknown):
+		return o, fmt.Errorf("--sr, --su, --cr and --cu are shares between 0 and 1")
+	case o.sendRollback+o.sendUnknown > 1 || o.checkRollback+o.checkUnknown > 1:
+		return o, fmt.Errorf("--sr + --su and --cr + --cu must not exceed 1")
+	case o.duration < 0:
+		return o, fmt.Errorf("-d must not be negative")
+	case o.interval <= 0:
+		return o, fmt.Errorf("-i must be positive")
+	case o.output != "text" && o.output != "json":
+		return o, fmt.Errorf("-o must be text or json")
+	case len(splitAddrs(o.namesrv)) == 0:
+		return o, fmt.Errorf("-n must name at least one name server")
+	}
+	return o, nil
+}
+
+// txStats are StatsBenchmarkTProducer's counters.
+type txStats struct {
+	ok, failed, rtSumMicros, maxRTMicros atomic.Int64
+	checks, unexpected, duplicated       atomic.Int64
+}
+
+// txListener answers from the message body (TransactionListenerImpl).
+type txListener struct {
+	batchID int64
+	st      *txStats
+	mu      sync.Mutex
+	seen    map[int64]uint32 // sequence -> bit per check count seen
+}
+
+func pickState(r, rollback, unknown float64) primitive.LocalTransactionState {
+	switch {
+	case r < rollback:
+		return primitive.RollbackMessageState
+	case r < rollback+unknown:
+		return primitive.UnkonwnState
+	default:
+		return primitive.CommitMessageState
+	}
+}
+
+// encodeTxBody writes batch id, sequence, the send outcome and the check
+// outcomes at the head of body.
+func encodeTxBody(body []byte, batchID, seq int64, o *txOptions) {
+	binary.BigEndian.PutUint64(body[0:], uint64(batchID))
+	binary.BigEndian.PutUint64(body[8:], uint64(seq))
+	body[16] = byte(pickState(rand.Float64(), o.sendRollback, o.sendUnknown))
+	for i := 0; i < maxCheckResults; i++ {
+		body[17+i] = byte(pickState(rand.Float64(), o.checkRollback, o.checkUnknown))
+	}
+}
+
+func (l *txListener) ExecuteLocalTransaction(m *primitive.Message) primitive.LocalTransactionState {
+	if len(m.Body) < 17+maxCheckResults {
+		return primitive.RollbackMessageState
+	}
+	return primitive.LocalTransactionState(m.Body[16])
+}
+
+func (l *txListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.LocalTransactionState {
+	b := m.Body
+	if len(b) < 17+maxCheckResults || int64(binary.BigEndian.Uint64(b[0:])) != l.batchID {
+		return primitive.RollbackMessageState // not from this run
+	}
+	l.st.checks.Add(1)
+	times, err := strconv.Atoi(m.GetProperty(primitive.PropertyTranscationCheckTimes))
+	if err != nil {
+		return primitive.RollbackMessageState
+	}
+	if times <= 0 {
+		times = 1
+	}
+	seq := int64(binary.BigEndian.Uint64(b[8:]))
+	bit := uint32(1) << uint((times-1)%32)
+	l.mu.Lock()
+	old, had := l.seen[seq]
+	l.seen[seq] = old | bit
+	l.mu.Unlock()
+	if had && old&bit != 0 {
+		l.st.duplicated.Add(1)
+	}
+	if sent := primitive.LocalTransactionState(b[16]); sent != primitive.UnkonwnState {
+		l.st.unexpected.Add(1) // the send already decided it
+		return sent
+	}
+	for i := 0; i < times-1 && i < maxCheckResults; i++ {
+		if s := primitive.LocalTransactionState(b[17+i]); s != primitive.UnkonwnState {
+			l.st.unexpected.Add(1) // an earlier check already decided it
+			return s
+		}
+	}
+	if times > maxCheckResults {
+		return primitive.RollbackMessageState
+	}
+	return primitive.LocalTransactionState(b[17+times-1])
+}
+
+func runTransaction(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseTxFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	lines := stdout
+	if o.output == "json" {
+		lines = stderr
+	}
+	// The client logs an error for every local transaction left UNKNOWN,
+	// which this mode does on purpose.
+	rlog.SetLogLevel("fatal")
+	var st txStats
+	l := &txListener{batchID: time.Now().UnixMilli(), st: &st, seen: map[int64]uint32{}}
+	p, err := rocketmq.NewTransactionProducer(l,
+		producer.WithNsResolver(primitive.NewPassthroughResolver(splitAddrs(o.namesrv))),
+		producer.WithGroupName(o.group),
+		producer.WithInstanceName(fmt.Sprintf("mqbench-tx-%d-%d", os.Getpid(), time.Now().UnixNano())),
+		producer.WithSendMsgTimeout(o.timeout),
+		producer.WithRetry(2),
+	)
+	if err != nil {
+		return fmt.Errorf("transaction producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return fmt.Errorf("start transaction producer: %w", err)
+	}
+	defer func() { _ = p.Shutdown() }()
+
+	runCtx := ctx
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	fmt.Fprintf(lines, "topic: %s threadCount: %d messageSize: %d sendRollbackRate: %.2f sendUnknownRate: %.2f checkRollbackRate: %.2f checkUnknownRate: %.2f\n",
+		o.topic, o.threads, o.size, o.sendRollback, o.sendUnknown, o.checkRollback, o.checkUnknown)
+
+	type snap struct {
+		at                                 time.Time
+		ok, failed, rt, checks, unexp, dup int64
+	}
+	take := func(now time.Time) snap {
+		return snap{now, st.ok.Load(), st.failed.Load(), st.rtSumMicros.Load(), st.checks.Load(), st.unexpected.Load(), st.duplicated.Load()}
+	}
+	start := time.Now()
+	stopReport := make(chan struct{})
+	reportDone := make(chan struct{})
+	go func() {
+		defer close(reportDone)
+		prev := take(start)
+		every(o.interval, stopReport, func(now time.Time) {
+			cur := take(now)
+			n := cur.ok - prev.ok
+			avg := 0.0
+			if n > 0 {
+				avg = float64(cur.rt-prev.rt) / float64(n) / 1000
+			}
+			// TransactionProducer's line; the counts are per interval.
+			fmt.Fprintf(lines, "Current Time: %d Send TPS:%5d Max RT(ms):%5d AVG RT(ms):%3.1f Send Failed: %d check: %d unexpectedCheck: %d duplicatedCheck: %d \n",
+				now.UnixMilli(), ratePerSecond(n+cur.failed-prev.failed, cur.at.Sub(prev.at)), st.maxRTMicros.Swap(0)/1000, avg,
+				cur.failed-prev.failed, cur.checks-prev.checks, cur.unexp-prev.unexp, cur.dup-prev.dup)
+			prev = cur
+		})
+	}()
+
+	var seq atomic.Int64
+	var maxRT atomic.Int64
+	hists := make([]*hdrhistogram.Histogram, o.threads)
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < o.threads; w++ {
+		h := newHistogram()
+		hists[w] = h
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				body := make([]byte, o.size) // the client keeps the message until the check-back
+				encodeTxBody(body, l.batchID, seq.Add(1), &o)
+				t0 := time.Now()
+				res, err := p.SendMessageInTransaction(context.Background(), primitive.NewMessage(o.topic, body))
+				rt := time.Since(t0)
+				if err == nil && res.Status != primitive.SendOK {
+					err = fmt.Errorf("send status %v", res.Status)
+				}
+				if err != nil {
+					st.failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				st.ok.Add(1)
+				st.rtSumMicros.Add(rt.Microseconds())
+				atomicMax(&st.maxRTMicros, rt.Microseconds())
+				atomicMax(&maxRT, rt.Microseconds())
+				recordMicros(h, rt)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stopReport)
+	<-reportDone
+
+	all := newHistogram()
+	for _, h := range hists {
+		all.Merge(h)
+	}
+	sum := TransactionSummary{Mode: "transaction", Topic: o.topic, Threads: o.threads, MessageSize: o.size,
+		ElapsedSec: elapsed.Seconds(), Sent: st.ok.Load(), SendFailed: st.failed.Load(),
+		TPS: ratePerSecond(st.ok.Load(), elapsed), MaxRTMs: maxRT.Load() / 1000, Checks: st.checks.Load(),
+		UnexpectedCheck: st.unexpected.Load(), DuplicatedCheck: st.duplicated.Load(), Latency: percentiles(all)}
+	if sum.Sent > 0 {
+		sum.AvgRTMs = float64(st.rtSumMicros.Load()) / float64(sum.Sent) / 1000
+	}
+	if e, ok := firstErr.Load().(string); ok {
+		fmt.Fprintf(stderr, "first send error: %s\n", e)
+	}
+	if o.output == "json" {
+		return writeJSON(stdout, sum)
+	}
+	fmt.Fprintf(stdout, "[Complete] Send Total: %d Send TPS: %d Max RT(ms): %d Average RT(ms): %7.3f Send Failed: %d check: %d unexpectedCheck: %d duplicatedCheck: %d\n",
+		sum.Sent+sum.SendFailed, sum.TPS, sum.MaxRTMs, sum.AvgRTMs, sum.SendFailed, sum.Checks, sum.UnexpectedCheck, sum.DuplicatedCheck)
+	fmt.Fprintf(stdout, "Send RT(ms): %s (%d transactions, %.1f s)\n", sum.Latency, sum.Sent, sum.ElapsedSec)
+	if sum.Sent == 0 && sum.SendFailed > 0 {
+		return errors.New("every transactional send failed")
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestAdminEndpointSubcommands runs a broker-only daemon on a chosen port and
+// asks its admin endpoint (broker port + 2) for health, modules and the live
+// configuration through mqd's own subcommands; a non-loopback admin address
+// without a token keeps the daemon from starting.
+func TestAdminEndpointSubcommands(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	d := startDaemon(t, dir, "broker", "-n", "127.0.0.1:1", "--set", "broker.listenPort="+strconv.Itoa(port),
+		"--set", "broker.metricsAddr=")
+	d.waitFor(t, "ready")
+	addr := "127.0.0.1:" + strconv.Itoa(port+2)
+
+	r := run(t, "", nil, "health", "--addr", addr).mustSucceed(t)
+	contains(t, "mqd health", r.stdout, addr+": ready", "admin.http", "app.broker", "started")
+	r = run(t, "", nil, "plugins", "--addr", addr).mustSucceed(t)
+	contains(t, "mqd plugins", r.stdout, `"id": "app.broker"`, `"started": true`)
+	r = run(t, "", nil, "config", "print", "--live", "--addr", addr).mustSucceed(t)
+	contains(t, "mqd config print --live", r.stdout, `"broker.listenPort"`, `"value": `+strconv.Itoa(port), `"source": "flag --set"`)
+	// Without --addr, the address is derived from the same flags as the daemon's.
+	r = run(t, "", nil, "health", "--role", "broker", "--set", "broker.listenPort="+strconv.Itoa(port)).mustSucceed(t)
+	contains(t, "mqd health (derived address)", r.stdout, addr+": ready")
+
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	r = run(t, "", nil, "health", "--addr", addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
+		t.Fatalf("health of a stopped daemon: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	r = run(t, "", nil, "broker", "-n", "127.0.0.1:1", "--set", "broker.listenPort=0", "--set", "admin.listen=0.0.0.0:0")
+	if r.code == 0 || !strings.Contains(r.stderr, "admin.allowRemote=true") {
+		t.Fatalf("non-loopback admin without a token: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,266 @@
+// Package admin is mqd's operator HTTP endpoint, module "admin.http": health
+// (/healthz), readiness (/readyz), the merged configuration with each value's
+// source (/config), the loaded modules (/plugins), and whatever other modules
+// register in the kernel's admin registry (/metrics from the broker, /swap
+// from the HA modules, /reload from the launcher). It listens on loopback by
+// default; any other address needs admin.allowRemote=true and a token
+// (admin.token, sent as "Authorization: Bearer <token>"), and the module
+// refuses to start otherwise. It knows nothing of RocketMQ.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/kernel/config"
+)
+
+// ModuleID is the admin endpoint's module.
+const ModuleID kernel.ModuleID = "admin.http"
+
+// Auto is admin.listen's default: the launcher (cmd/mqd) replaces it with an
+// address derived from the role's port (broker: listenPort+2, name server:
+// listenPort+1, on 127.0.0.1).
+const Auto = "auto"
+
+func init() {
+	kernel.RegisterModule(new(Module))
+	config.Register(
+		config.Key{Path: "admin.listen", Default: Auto, Doc: `operator HTTP endpoint address ("" disables; "auto": 127.0.0.1 on the broker port + 2 (10913) or the name server port + 1 (9877), none when that port is 0)`},
+		config.Key{Path: "admin.allowRemote", Default: false, Doc: "allow a non-loopback admin.listen (requires admin.token)"},
+		config.Key{Path: "admin.token", Default: "", Doc: "bearer token the admin endpoint requires (always, when set)"},
+	)
+}
+
+// Options are the admin.* keys.
+type Options struct {
+	Listen      string `koanf:"listen"`
+	AllowRemote bool   `koanf:"allowRemote"`
+	Token       string `koanf:"token"`
+}
+
+// Module serves the admin endpoint.
+type Module struct {
+	opts Options
+	cfg  *config.Config
+	k    *kernel.Kernel
+	reg  *kernel.AdminRegistry
+	log  zerolog.Logger
+
+	ln  net.Listener
+	srv *http.Server
+}
+
+// MQDModule implements kernel.Module.
+func (*Module) MQDModule() kernel.ModuleInfo {
+	return kernel.ModuleInfo{ID: ModuleID, New: func() kernel.Module { return new(Module) }}
+}
+
+// Provision reads admin.*.
+func (m *Module) Provision(ctx kernel.Context) error {
+	if err := ctx.Config.Unmarshal("admin", &m.opts); err != nil {
+		return fmt.Errorf("admin config: %w", err)
+	}
+	m.cfg, m.k, m.reg, m.log = ctx.Config, ctx.Kernel(), ctx.Admin(), ctx.Logger
+	return nil
+}
+
+// Validate enforces the loopback rule.
+func (m *Module) Validate() error { return ValidateListen(m.opts) }
+
+// ValidateListen checks an admin address: loopback, or explicitly allowed
+// with a token.
+func ValidateListen(o Options) error {
+	if o.Listen == "" {
+		return nil
+	}
+	if o.Listen == Auto {
+		return errors.New(`admin.listen "auto" was not resolved by the launcher; set an address or ""`)
+	}
+	host, _, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return fmt.Errorf("admin.listen %q: %w", o.Listen, err)
+	}
+	if isLoopback(host) {
+		return nil
+	}
+	if !o.AllowRemote {
+		return fmt.Errorf("admin.listen %q is not a loopback address: set admin.allowRemote=true and admin.token to expose the admin endpoint", o.Listen)
+	}
+	if len(o.Token) < 16 {
+		return fmt.Errorf("admin.listen %q is not a loopback address: admin.token must be set (at least 16 characters)", o.Listen)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Start listens and serves.
+func (m *Module) Start() error {
+	if m.opts.Listen == "" {
+		m.log.Info().Msg("admin endpoint disabled (admin.listen is empty)")
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("admin endpoint: %w", err)
+	}
+	m.ln = ln
+	m.srv = &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	go func() {
+		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error().Err(err).Msg("admin endpoint stopped")
+		}
+	}()
+	m.log.Info().Str("addr", ln.Addr().String()).Msg("admin endpoint listening")
+	return nil
+}
+
+// Addr returns the listening address (nil when disabled).
+func (m *Module) Addr() net.Addr {
+	if m.ln == nil {
+		return nil
+	}
+	return m.ln.Addr()
+}
+
+// Stop closes the listener and drains requests.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.srv == nil {
+		return nil
+	}
+	return m.srv.Shutdown(ctx)
+}
+
+// ServeHTTP authenticates, then routes to the built-in endpoints or the registry.
+func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if m.opts.Token != "" {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(m.opts.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mqd"`)
+			http.Error(w, "admin endpoint: missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+	}
+	switch r.URL.Path {
+	case "/healthz":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	case "/readyz":
+		m.readyz(w)
+		return
+	case "/config":
+		m.config(w)
+		return
+	case "/plugins":
+		writeJSON(w, http.StatusOK, m.k.Status())
+		return
+	case "/":
+		m.index(w)
+		return
+	}
+	h, ok := m.reg.Lookup(r.URL.Path)
+	if !ok {
+		http.Error(w, "admin endpoint: no such path "+r.URL.Path+" (GET / lists them)", http.StatusNotFound)
+		return
+	}
+	if len(h.Methods) > 0 && !contains(h.Methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(h.Methods, ", "))
+		http.Error(w, "admin endpoint: "+r.URL.Path+" accepts "+strings.Join(h.Methods, ", "), http.StatusMethodNotAllowed)
+		return
+	}
+	h.Handler.ServeHTTP(w, r)
+}
+
+func contains(xs []string, x string) bool {
+	for _, s := range xs {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Module) readyz(w http.ResponseWriter) {
+	type status struct {
+		Ready   bool                  `json:"ready"`
+		Modules []kernel.ModuleStatus `json:"modules"`
+		Failing map[string]string     `json:"failing,omitempty"`
+	}
+	st := status{Ready: m.k.Ready(), Modules: m.k.Status()}
+	for name, err := range m.reg.Check() {
+		if st.Failing == nil {
+			st.Failing = map[string]string{}
+		}
+		st.Failing[name] = err.Error()
+		st.Ready = false
+	}
+	code := http.StatusOK
+	if !st.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+// secretKeys are never shown by /config.
+var secretKeys = map[string]bool{"admin.token": true}
+
+func (m *Module) config(w http.ResponseWriter) {
+	type entry struct {
+		Value  any    `json:"value"`
+		Source string `json:"source"`
+	}
+	out := map[string]entry{}
+	for path := range m.cfg.All() {
+		v := m.cfg.Get(path)
+		if secretKeys[path] {
+			v = "(redacted)"
+		}
+		out[path] = entry{Value: v, Source: m.cfg.Source(path)}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (m *Module) index(w http.ResponseWriter) {
+	type ep struct {
+		Path    string   `json:"path"`
+		Methods []string `json:"methods,omitempty"`
+		Doc     string   `json:"doc"`
+	}
+	eps := []ep{
+		{"/healthz", []string{"GET"}, "the process is up"},
+		{"/readyz", []string{"GET"}, "every module started and every health check passes"},
+		{"/config", []string{"GET"}, "merged configuration with each value's source"},
+		{"/plugins", []string{"GET"}, "loaded modules and whether they started"},
+	}
+	for _, h := range m.reg.Endpoints() {
+		eps = append(eps, ep{h.Path, h.Methods, h.Doc})
+	}
+	sort.Slice(eps, func(i, j int) bool { return eps[i].Path < eps[j].Path })
+	writeJSON(w, http.StatusOK, eps)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,191 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/kernel/config"
+)
+
+// slowMod is a module whose Start waits until released, to observe /readyz
+// while a kernel is starting.
+type slowMod struct{ release chan struct{} }
+
+var slowRelease = make(chan struct{})
+
+func (*slowMod) MQDModule() kernel.ModuleInfo {
+	return kernel.ModuleInfo{ID: "admintest.slow", New: func() kernel.Module { return &slowMod{release: slowRelease} }}
+}
+func (m *slowMod) Start() error { <-m.release; return nil }
+
+func init() { kernel.RegisterModule(new(slowMod)) }
+
+// noProfile keeps the shipped profiles (which set app keys) out of these tests.
+func noProfile(string) ([]byte, error) { return []byte("{}"), nil }
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+func startKernel(t *testing.T, sets ...string) (*kernel.Kernel, *Module, chan error) {
+	t.Helper()
+	cfg, err := config.Load(config.LoadOptions{Env: []string{}, ProfileSource: noProfile, Sets: append([]string{"admin.listen=127.0.0.1:0"}, sets...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kernel.New(cfg, zerolog.Nop())
+	if err := k.Load(context.Background(), ModuleID, "admintest.slow"); err != nil {
+		t.Fatal(err)
+	}
+	var m *Module
+	for _, mod := range k.Loaded() {
+		if a, ok := mod.(*Module); ok {
+			m = a
+		}
+	}
+	started := make(chan error, 1)
+	go func() { started <- k.Start() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = k.Stop(ctx)
+	})
+	return k, m, started
+}
+
+func waitAddr(t *testing.T, m *Module) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Addr() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("admin endpoint did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return "http://" + m.Addr().String()
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	k, m, started := startKernel(t)
+	base := waitAddr(t, m)
+	if code, body := get(t, base+"/healthz", ""); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("/healthz %d %s", code, body)
+	}
+	// The slow module has not started: not ready.
+	if code, body := get(t, base+"/readyz", ""); code != 503 || !strings.Contains(body, `"ready": false`) {
+		t.Fatalf("/readyz while starting: %d %s", code, body)
+	}
+	close(slowRelease)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, base+"/readyz", ""); code != 200 {
+		t.Fatalf("/readyz after start: %d %s", code, body)
+	}
+	// A failing health check makes it unready, with the reason.
+	k.Admin().HealthCheck("store", func() error { return io.ErrUnexpectedEOF })
+	if code, body := get(t, base+"/readyz", ""); code != 503 || !strings.Contains(body, "unexpected EOF") {
+		t.Fatalf("/readyz with a failing check: %d %s", code, body)
+	}
+	k.Admin().HealthCheck("store", nil)
+
+	var mods []kernel.ModuleStatus
+	_, body := get(t, base+"/plugins", "")
+	if err := json.Unmarshal([]byte(body), &mods); err != nil || len(mods) != 2 || mods[0].ID != ModuleID || !mods[1].Started {
+		t.Fatalf("/plugins %s (%v)", body, err)
+	}
+	// Endpoints registered by other modules are served, with their methods.
+	k.Admin().Handle(kernel.AdminHandler{Path: "/swap", Methods: []string{"POST"}, Doc: "test",
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "swapped") })})
+	if code, _ := get(t, base+"/swap", ""); code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /swap = %d, want 405", code)
+	}
+	resp, err := http.Post(base+"/swap", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(data) != "swapped" {
+		t.Fatalf("POST /swap = %q", data)
+	}
+	if code, _ := get(t, base+"/nope", ""); code != 404 {
+		t.Fatalf("/nope = %d", code)
+	}
+	if _, body := get(t, base+"/config", ""); !strings.Contains(body, `"admin.listen"`) {
+		t.Fatalf("/config lacks admin.listen: %s", body)
+	}
+}
+
+func TestTokenRequired(t *testing.T) {
+	slowRelease = make(chan struct{})
+	close(slowRelease)
+	const token = "0123456789abcdef-token"
+	_, m, started := startKernel(t, "admin.token="+token)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	base := waitAddr(t, m)
+	if code, _ := get(t, base+"/healthz", ""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d, want 401", code)
+	}
+	if code, _ := get(t, base+"/healthz", "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d, want 401", code)
+	}
+	if code, _ := get(t, base+"/healthz", token); code != 200 {
+		t.Fatalf("token: %d, want 200", code)
+	}
+	if _, body := get(t, base+"/config", token); strings.Contains(body, token) || !strings.Contains(body, "(redacted)") {
+		t.Fatalf("/config shows the token: %s", body)
+	}
+}
+
+func TestNonLoopbackNeedsSettingAndToken(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Listen: "0.0.0.0:0"}, "admin.allowRemote=true"},
+		{Options{Listen: "192.0.2.1:9"}, "admin.allowRemote=true"},
+		{Options{Listen: "0.0.0.0:0", AllowRemote: true}, "admin.token must be set"},
+		{Options{Listen: "0.0.0.0:0", AllowRemote: true, Token: "short"}, "admin.token must be set"},
+		{Options{Listen: "auto"}, "not resolved"},
+		{Options{Listen: "127.0.0.1:0"}, ""},
+		{Options{Listen: "[::1]:0"}, ""},
+		{Options{Listen: "localhost:0"}, ""},
+		{Options{Listen: ""}, ""},
+		{Options{Listen: "0.0.0.0:0", AllowRemote: true, Token: "0123456789abcdef"}, ""},
+	} {
+		err := ValidateListen(tc.o)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: err %v, want %q", tc.o, err, tc.want)
+		}
+	}
+	// The kernel refuses to load the module with such a setting.
+	cfg, err := config.Load(config.LoadOptions{Env: []string{}, ProfileSource: noProfile, Sets: []string{"admin.listen=0.0.0.0:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kernel.New(cfg, zerolog.Nop()).Load(context.Background(), ModuleID); err == nil || !strings.Contains(err.Error(), "allowRemote") {
+		t.Fatalf("Load = %v, want a refusal", err)
+	}
+}

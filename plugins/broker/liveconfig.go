@@ -1,0 +1,168 @@
+package broker
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/protocols/remoting"
+)
+
+// Runtime configuration changes (UPDATE_BROKER_CONFIG, mqadmin
+// updateBrokerConfig). b.cfg is never written after Provision, since the data
+// path reads it without locks; an accepted update publishes a whole new Config
+// copy through b.liveCfg, and the readers of the keys marked Live in the key
+// table (config.go) read through the accessors below. Only those keys may
+// change; everything else is rejected with the reason, and nothing of a
+// rejected request is applied. Changes live in memory: unlike RocketMQ, which
+// rewrites its broker.properties, mqd does not edit the operator's config file,
+// so a restart returns to the file's values (the response remark says so).
+
+// liveKeys are the Config fields a running broker may change, by RocketMQ name.
+var liveKeys = map[string]bool{
+	"autoCreateTopicEnable":          true,
+	"autoCreateSubscriptionGroup":    true,
+	"notifyConsumerIdsChangedEnable": true,
+	"longPollingEnable":              true,
+	"shortPollingTimeMills":          true,
+}
+
+// notLiveReasons explain why well-known keys are refused.
+var notLiveReasons = map[string]string{
+	"brokerRole":        "changing the replication role is a hot swap of the HA module (mqd swap), not a config update",
+	"brokerPermission":  "change write permission with mqadmin wipeWritePerm / addWritePerm on the name servers",
+	"flushDiskType":     "the flush mode is fixed for the life of the store; restart the broker with the new value",
+	"listenPort":        "the listener cannot move while clients are connected; restart the broker",
+	"brokerName":        "a broker's identity cannot change at runtime",
+	"brokerClusterName": "a broker's identity cannot change at runtime",
+	"brokerId":          "a broker's identity cannot change at runtime",
+	"storePathRootDir":  "data paths cannot change on a running broker",
+}
+
+// conf returns the current configuration: the last accepted update, else the
+// provisioned one.
+func (b *Broker) conf() *Config {
+	if c := b.liveCfg.Load(); c != nil {
+		return c
+	}
+	return &b.cfg
+}
+
+func (b *Broker) autoCreateTopicEnable() bool       { return b.conf().AutoCreateTopicEnable }
+func (b *Broker) autoCreateSubscriptionGroup() bool { return b.conf().AutoCreateSubscriptionGroup }
+func (b *Broker) notifyIDsChangedEnable() bool      { return b.conf().NotifyConsumerIdsChangedEnable }
+func (b *Broker) longPollingEnable() bool           { return b.conf().LongPollingEnable }
+func (b *Broker) shortPollingTimeMills() int64      { return b.conf().ShortPollingTimeMills }
+
+// handleUpdateBrokerConfig serves UPDATE_BROKER_CONFIG (25): the body is a
+// properties text of RocketMQ names (or mqd dotted paths).
+func (b *Broker) handleUpdateBrokerConfig(conn *remoting.Conn, req *remoting.Command) *remoting.Command {
+	props, err := parsePropertiesBody(string(req.Body))
+	if err != nil {
+		return remoting.NewResponse(remoting.SystemError, err.Error())
+	}
+	if len(props) == 0 {
+		return remoting.NewResponse(remoting.SystemError, "updateBrokerConfig: the body has no key=value line")
+	}
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	next := *b.conf()
+	v := reflect.ValueOf(&next).Elem()
+	names := make([]string, 0, len(props))
+	for name := range props {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, raw := range names {
+		name := raw
+		if strings.HasPrefix(name, "broker.") {
+			name = strings.TrimPrefix(name, "broker.")
+		}
+		if !liveKeys[name] {
+			return remoting.NewResponse(remoting.SystemError, notLiveRemark(raw))
+		}
+		if err := setField(v, name, props[raw]); err != nil {
+			return remoting.NewResponse(remoting.SystemError, err.Error())
+		}
+	}
+	b.liveCfg.Store(&next)
+	b.log.Info().Str("from", remoteAddrString(conn)).Str("keys", strings.Join(names, ",")).
+		Msg("broker config updated at runtime (in memory only; the config file is unchanged)")
+	return remoting.NewResponse(remoting.Success, "applied in memory; the config file is unchanged")
+}
+
+// notLiveRemark says why a key may not change at runtime.
+func notLiveRemark(name string) string {
+	if r, ok := notLiveReasons[name]; ok {
+		return "updateBrokerConfig: " + name + " cannot change at runtime: " + r
+	}
+	if path, ok := config.LookupRocketMQ("broker", name); ok {
+		return fmt.Sprintf("updateBrokerConfig: %s (%s) cannot change at runtime; runtime-updatable keys: %s", name, path, liveKeyList())
+	}
+	if config.IsUnimplemented("broker", name) {
+		return "updateBrokerConfig: " + name + " is a RocketMQ key mqd does not implement"
+	}
+	return fmt.Sprintf("updateBrokerConfig: unknown key %q; runtime-updatable keys: %s", name, liveKeyList())
+}
+
+func liveKeyList() string {
+	ks := make([]string, 0, len(liveKeys))
+	for k := range liveKeys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ", ")
+}
+
+// setField parses value into the Config field whose koanf tag is name.
+func setField(v reflect.Value, name, value string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("koanf"), ",")
+		if tag != name {
+			continue
+		}
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Bool:
+			bv, err := strconv.ParseBool(value)
+			if err != nil {
+				return fmt.Errorf("updateBrokerConfig: %s=%q: want true or false", name, value)
+			}
+			f.SetBool(bv)
+		case reflect.Int, reflect.Int32, reflect.Int64:
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || f.OverflowInt(n) || n < 0 {
+				return fmt.Errorf("updateBrokerConfig: %s=%q: want a non-negative integer", name, value)
+			}
+			f.SetInt(n)
+		case reflect.String:
+			f.SetString(value)
+		default:
+			return fmt.Errorf("updateBrokerConfig: %s cannot be set from text", name)
+		}
+		return nil
+	}
+	return fmt.Errorf("updateBrokerConfig: %s is not a broker setting", name)
+}
+
+// parsePropertiesBody parses a java.util.Properties text as MixAll.string2Properties
+// receives it (key=value or key: value lines, # and ! comments).
+func parsePropertiesBody(text string) (map[string]string, error) {
+	out := map[string]string{}
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		i := strings.IndexAny(line, "=:")
+		if i <= 0 {
+			return nil, fmt.Errorf("updateBrokerConfig: line %d %q is not key=value", n+1, line)
+		}
+		out[strings.TrimSpace(line[:i])] = strings.TrimSpace(strings.ReplaceAll(line[i+1:], `\:`, ":"))
+	}
+	return out, nil
+}
