@@ -12,6 +12,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -87,7 +88,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	if c.NameSrvAddr == "" {
 		t.Fatalf("name server module reports no address")
 	}
-	if err := c.startBroker(0); err != nil {
+	if err := c.startBroker(FreePort(t)); err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
 	return c
@@ -208,16 +209,46 @@ func loopbackAddr(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago, for
-// processes that must keep their port across a restart.
+// FreePort returns a TCP port that was free a moment ago, for processes that
+// must keep their port across a restart. The broker also opens listenPort+1
+// (HA) and, with the admin endpoint on "auto", listenPort+2, so the port and
+// the two after it are checked. Ports come from below Linux's ephemeral range
+// (32768-60999): a port the OS hands out for outgoing connections could be
+// taken by any client socket between the check and the broker's (re)start.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for try := 0; try < 200; try++ {
+		p := freePortLow + rand.IntN(freePortHigh-freePortLow-3)
+		if portsFree(p, 3) {
+			return p
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port range found below %d", freePortHigh)
+	return 0
+}
+
+const (
+	freePortLow  = 20000
+	freePortHigh = 32700
+)
+
+// portsFree reports whether n consecutive ports from p can be listened on, on
+// every interface (brokers listen on ":port").
+func portsFree(p, n int) bool {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p+i))
+		if err != nil {
+			return false
+		}
+		lns = append(lns, ln)
+	}
+	return true
 }
 
 // logBuffer keeps the last lines written to it, for dumping into the test log
