@@ -37,7 +37,7 @@ const Auto = "auto"
 func init() {
 	kernel.RegisterModule(new(Module))
 	config.Register(
-		config.Key{Path: "admin.listen", Default: Auto, Doc: `operator HTTP endpoint address ("" disables; "auto": 127.0.0.1 on the broker port + 2 (10913) or the name server port + 1 (9877), none when that port is 0)`},
+		config.Key{Path: "admin.listen", Default: Auto, Doc: `operator HTTP endpoint address ("" disables; "auto": 127.0.0.1 on the broker port + 2 (10913) or the name server port + 1000 (10876), none when that port is 0)`},
 		config.Key{Path: "admin.allowRemote", Default: false, Doc: "allow a non-loopback admin.listen (requires admin.token)"},
 		config.Key{Path: "admin.token", Default: "", Doc: "bearer token the admin endpoint requires (always, when set)"},
 	)

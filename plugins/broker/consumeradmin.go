@@ -9,7 +9,6 @@ import (
 
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
-	"github.com/mqd/mqd/storage/message"
 )
 
 // Consumer administration: what mqadmin (consumerProgress, consumerStatus,
@@ -28,6 +27,8 @@ func (b *Broker) registerConsumerAdminHandlers() {
 	s.Handle(remoting.CloneGroupOffset, b.handleCloneGroupOffset)
 	s.Handle(remoting.InvokeBrokerToResetOffset, b.handleResetOffset)
 	s.Handle(remoting.GetConsumerRunningInfo, b.handleGetConsumerRunningInfo)
+	s.Handle(remoting.InvokeBrokerToGetConsumerStatus, b.handleGetConsumerStatus) // consumerrelay.go
+	s.Handle(remoting.ConsumeMessageDirectly, b.handleConsumeMessageDirectly)
 }
 
 func (b *Broker) mq(topic string, queueID int32) body.MessageQueue {
@@ -275,17 +276,9 @@ type getCounter struct {
 
 const statsRateWindow = 10 * time.Second
 
-// recordGet counts the records of a successful pull body.
-func (s *groupGetStats) recordGet(group, topic string, pulled []byte) {
-	n := int64(0)
-	for rest := pulled; len(rest) >= 4; n++ {
-		size := int(message.RecordSize(rest))
-		if size <= 0 || size > len(rest) {
-			break
-		}
-		rest = rest[size:]
-	}
-	if n == 0 {
+// recordGet counts the n records of a successful pull.
+func (s *groupGetStats) recordGet(group, topic string, n int64) {
+	if n <= 0 {
 		return
 	}
 	k := groupTopic{group, topic}

@@ -421,6 +421,7 @@ func (b *Broker) deliverScheduled(commitLogOffset int64, level int, logFailure b
 	}
 	start := time.Now()
 	res := b.store.Put(&m)
+	b.notifyReplica() // no client waits on a delivery (replicaputs.go)
 	b.recordPut(&res, len(m.Body), start)
 	if !res.Status.Stored() {
 		if logFailure {
@@ -572,9 +573,21 @@ func (b *Broker) scheduleRuntimeInfo(t map[string]string) {
 	if s == nil {
 		return
 	}
+	var synced map[int]int64
+	if !s.loaded {
+		// A slave delivers nothing: it shows the offsets its master's
+		// delayOffset.json, copied by slave.go, holds.
+		if data, err := os.ReadFile(s.path); err == nil {
+			synced, _ = decodeDelayOffsets(data)
+		}
+	}
 	for i := range s.offsets {
 		maxOff := b.store.MaxOffset(topicSchedule, int32(i))
-		t["scheduleMessageOffset_"+strconv.Itoa(i+1)] = strconv.FormatInt(s.offsets[i].Load(), 10) + "," + strconv.FormatInt(maxOff, 10)
+		off := s.offsets[i].Load()
+		if synced != nil {
+			off = synced[i+1]
+		}
+		t["scheduleMessageOffset_"+strconv.Itoa(i+1)] = strconv.FormatInt(off, 10) + "," + strconv.FormatInt(maxOff, 10)
 	}
 }
 

@@ -530,6 +530,7 @@ func (b *Broker) sendReply(conn *remoting.Conn, req *remoting.Command, h *sendHe
 	var resp *remoting.Command
 	if b.cfg.StoreReplyMessageEnable {
 		res := b.store.Put(&m)
+		b.awaitReplica(&res, m.Properties) // SYNC_MASTER: the replier's answer waits for the slave
 		resp = b.sendResponse(&res, h.queueID, nil)
 		if !res.Status.Stored() {
 			b.log.Warn().Str("topic", h.topic).Str("status", res.Status.String()).Msg("storing a reply message failed")

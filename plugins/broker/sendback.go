@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
+	"github.com/mqd/mqd/storage"
 	"github.com/mqd/mqd/storage/message"
 )
 
@@ -124,8 +125,11 @@ func (b *Broker) handleConsumerSendMsgBack(conn *remoting.Conn, req *remoting.Co
 	}
 	start := time.Now()
 	res := b.store.Put(&m)
+	b.awaitReplica(&res, m.Properties) // SYNC_MASTER: the answer waits for the slave, as Java's putMessage does
 	b.recordPut(&res, len(m.Body), start)
-	if !res.Status.Stored() {
+	if res.Status != storage.PutOK {
+		// Java answers SYSTEM_ERROR for every status but PUT_OK; the client
+		// then sends the message to the retry topic itself.
 		return remoting.NewResponse(remoting.SystemError, res.Status.String())
 	}
 	return remoting.NewResponse(remoting.Success, "")

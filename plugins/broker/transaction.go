@@ -82,11 +82,16 @@ func (b *Broker) putHalf(m *message.Message, h *sendHeader) *remoting.Command {
 		return remoting.NewResponse(remoting.NoPermission,
 			"the broker["+b.addr+"] sending transaction message is forbidden")
 	}
-	// Java would route a delayed half message through the schedule topic and
-	// lose its real topic; the Java client strips DELAY from transaction
-	// messages. mqd refuses the combination instead of mangling it.
+	// DELAY and delivery times stay in the half message's properties, unused
+	// until the commit, which delays the real message as a normal send is
+	// (handleEndTransaction). A delivery time the commit would refuse is
+	// refused now, while the producer can still hear it.
 	if delayLevel(m.Properties) > 0 || hasTimerProperty(m.Properties) {
-		return remoting.NewResponse(remoting.MessageIllegal, "transaction messages do not support delayed delivery")
+		probe := *m
+		probe.SysFlag = probe.SysFlag&^message.SysFlagTranMask | message.SysFlagTranCommit
+		if resp := b.applySchedule(&probe); resp != nil {
+			return resp
+		}
 	}
 	props := message.AppendProperty(m.Properties, message.PropertyRealTopic, m.Topic)
 	props = message.AppendProperty(props, message.PropertyRealQueueID, strconv.Itoa(int(m.QueueID)))
@@ -101,6 +106,7 @@ func (b *Broker) putHalf(m *message.Message, h *sendHeader) *remoting.Command {
 	b.ensureTransTopic(topicTransHalf)
 	start := time.Now()
 	res := b.store.Put(m)
+	b.awaitReplica(&res, m.Properties) // SYNC_MASTER: the send answer waits for the slave, as for any send
 	b.recordPut(&res, len(m.Body), start)
 	return b.sendResponse(&res, h.queueID, nil)
 }
@@ -174,8 +180,18 @@ func (b *Broker) handleEndTransaction(conn *remoting.Conn, req *remoting.Command
 			b.tx.abort(half.QueueOffset)
 			return resp
 		}
+		// A committed message with DELAY or a delivery time is delayed as a
+		// normal send is (Java's commit goes through the same putMessage,
+		// which routes it via the schedule topic); the commit sysFlag stays.
+		if resp := b.applySchedule(real); resp != nil {
+			b.tx.abort(half.QueueOffset)
+			return resp
+		}
 		start := time.Now()
 		res := b.store.Put(real)
+		// SYNC_MASTER: the producer's END_TRANSACTION answer waits for the
+		// slave, as Java's putMessage does.
+		b.awaitReplica(&res, real.Properties)
 		b.recordPut(&res, len(real.Body), start)
 		if !res.Status.Stored() {
 			b.tx.abort(half.QueueOffset)
@@ -260,6 +276,7 @@ func (b *Broker) putOpRecord(halfOffset int64) int64 {
 		TagsCode:      message.TagsHashCode(opRemoveTag),
 	}
 	res := b.store.Put(&m)
+	b.notifyReplica() // WAIT=false: the END_TRANSACTION answer does not wait for it
 	if !res.Status.Stored() {
 		b.log.Error().Int64("halfOffset", halfOffset).Str("status", res.Status.String()).Err(res.Err).
 			Msg("writing a transaction op record failed; the half message will be checked back again after a restart")

@@ -157,11 +157,12 @@ func TestTransactionCommitRollback(t *testing.T) {
 		t.Fatalf("op records: %d", len(ops))
 	}
 
-	// A batch cannot carry a transaction; a half message cannot be delayed.
-	ext := sendExt(topic, 1, propStr("TRAN_MSG", "true", "PGROUP", group, "DELAY", "3"))
+	// A batch cannot carry a transaction; a half message with a delivery time
+	// its commit would refuse is refused.
+	ext := sendExt(topic, 1, propStr("TRAN_MSG", "true", "PGROUP", group, "TIMER_DELAY_SEC", "-5x"))
 	ext["sysFlag"] = "4"
 	if r := h.invoke(remoting.SendMessage, ext, []byte("x")); r.Code != remoting.MessageIllegal {
-		t.Fatalf("delayed half message: %d %q", r.Code, r.Remark)
+		t.Fatalf("half message with a bad delivery time: %d %q", r.Code, r.Remark)
 	}
 	ext = sendExt(topic, 1, "")
 	ext["sysFlag"] = "4"

@@ -127,10 +127,17 @@ func (b *Broker) startTransactionService() error {
 		opSeen:     make(map[int64]struct{}),
 		lastMirror: [2]int64{-1, -1},
 	}
+	b.tx = t
+	if b.storeCfg.IsSlave() {
+		// A slave ends no transaction and checks none back (END_TRANSACTION
+		// is refused there); the master's progress reaches it as the
+		// CID_RMQ_SYS_TRANS offsets (slave.go), from which load starts if
+		// it is restarted as a master.
+		return nil
+	}
 	if err := t.load(); err != nil {
 		return err
 	}
-	b.tx = t
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -558,7 +565,9 @@ func (t *txService) discard(h int64, half *message.Ext, checks int32) {
 		strconv.Itoa(int(checks))); len(props) <= message.MaxPropertiesLength {
 		m.Properties = props
 	}
-	if res := b.store.Put(&m); !res.Status.Stored() {
+	res := b.store.Put(&m)
+	b.notifyReplica() // no client waits on a discard copy
+	if !res.Status.Stored() {
 		b.log.Error().Int64("halfOffset", h).Str("status", res.Status.String()).Err(res.Err).
 			Msg("copying a discarded transaction half message to " + topicTransCheckMax + " failed")
 	}

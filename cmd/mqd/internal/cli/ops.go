@@ -20,12 +20,14 @@ import (
 // The admin endpoint (kernel/admin, module admin.http) and the subcommands
 // that call it: mqd health, mqd plugins, mqd config print --live.
 
-// Default admin ports when admin.listen is "auto": next to the role's port,
-// which RocketMQ leaves free (broker 10911: 10909 is the VIP channel, 10912
-// HA; name server 9876).
+// Default admin ports when admin.listen is "auto". A broker's sits next to its
+// port, which RocketMQ leaves free (10911: 10909 is the VIP channel, 10912 HA,
+// so 10913). A name server's is 1000 above its port (9876: 10876): operators
+// running several name servers on one host number them 9876, 9877, 9878, so
+// "next to it" would take the next name server's port.
 const (
 	adminOffsetBroker  = 2
-	adminOffsetNamesrv = 1
+	adminOffsetNamesrv = 1000
 )
 
 // sourceAuto marks an admin address derived from "auto": if that port is taken
