@@ -357,6 +357,23 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 	return rep, err
 }
 
+// updateRole applies brokerRole from UPDATE_BROKER_CONFIG (mqadmin
+// updateBrokerConfig -k brokerRole): a swap of the replication mode, bounded
+// as a SIGHUP reload is; RocketMQ 4.9.8 flips ASYNC_MASTER and SYNC_MASTER the
+// same way.
+func (b *Broker) updateRole(role string) error {
+	if b.ha == nil {
+		return errors.New("replication is not provisioned")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.ha.opts.CatchUp()+b.ha.syncTimeout+10*time.Second)
+	defer cancel()
+	_, err := b.SwapRole(ctx, role)
+	if err != nil && strings.ToUpper(strings.TrimSpace(role)) == b.ha.Role() {
+		return nil // switched; the warning (a slow drain) is logged by SwapRole
+	}
+	return err
+}
+
 // HAStatus describes replication for status tools.
 type HAStatus struct {
 	Role          string                `json:"brokerRole"`

@@ -20,6 +20,9 @@ import (
 // rejected request is applied. Changes live in memory: unlike RocketMQ, which
 // rewrites its broker.properties, mqd does not edit the operator's config file,
 // so a restart returns to the file's values (the response remark says so).
+// brokerRole is the exception to the field copy: ASYNC_MASTER <-> SYNC_MASTER
+// is applied as a swap of the replication mode (Broker.SwapRole), after the
+// other keys of the request were validated.
 
 // liveKeys are the Config fields a running broker may change, by RocketMQ name.
 var liveKeys = map[string]bool{
@@ -32,7 +35,6 @@ var liveKeys = map[string]bool{
 
 // notLiveReasons explain why well-known keys are refused.
 var notLiveReasons = map[string]string{
-	"brokerRole":        "changing the replication role is a hot swap of the HA module (mqd swap), not a config update",
 	"brokerPermission":  "change write permission with mqadmin wipeWritePerm / addWritePerm on the name servers",
 	"flushDiskType":     "the flush mode is fixed for the life of the store; restart the broker with the new value",
 	"listenPort":        "the listener cannot move while clients are connected; restart the broker",
@@ -76,16 +78,28 @@ func (b *Broker) handleUpdateBrokerConfig(conn *remoting.Conn, req *remoting.Com
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	role := ""
 	for _, raw := range names {
 		name := raw
 		if strings.HasPrefix(name, "broker.") {
 			name = strings.TrimPrefix(name, "broker.")
+		}
+		if name == "brokerRole" || name == "store.brokerRole" {
+			role = props[raw] // applied below as a swap of the replication mode
+			continue
 		}
 		if !liveKeys[name] {
 			return remoting.NewResponse(remoting.SystemError, notLiveRemark(raw))
 		}
 		if err := setField(v, name, props[raw]); err != nil {
 			return remoting.NewResponse(remoting.SystemError, err.Error())
+		}
+	}
+	if role != "" {
+		// Every other key was validated first, so a refused swap leaves
+		// nothing half-applied.
+		if err := b.updateRole(role); err != nil {
+			return remoting.NewResponse(remoting.SystemError, "updateBrokerConfig: brokerRole="+role+": "+err.Error())
 		}
 	}
 	b.liveCfg.Store(&next)

@@ -49,7 +49,7 @@ func TestUpdateBrokerConfig(t *testing.T) {
 	}
 	// A request with one refused key applies nothing.
 	for _, tc := range []struct{ body, want string }{
-		{"longPollingEnable=false\nbrokerRole=SYNC_MASTER", "brokerRole cannot change at runtime"},
+		{"longPollingEnable=false\nbrokerRole=SYNC_MASTER", "brokerRole=SYNC_MASTER: replication is not provisioned"},
 		{"longPollingEnable=false\nmaxMessageSize=1", "maxMessageSize (broker.maxMessageSize) cannot change at runtime"},
 		{"longPollingEnable=maybe", "want true or false"},
 		{"shortPollingTimeMills=-1", "non-negative integer"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
+	"github.com/mqd/mqd/storage"
 )
 
 // SlaveSynchronize: a slave copies its master's metadata every
@@ -172,4 +173,26 @@ func (m *SubscriptionGroupManager) replaceFromMaster(data []byte) error {
 	m.table, m.version = table, w.DataVersion
 	m.mu.Unlock()
 	return m.persist()
+}
+
+// slaveTopicConfig answers, on a slave, for a topic that its replicated store
+// holds but whose config has not been copied from the master yet (the topic
+// was created less than slaveSyncInterval before the master went away): the
+// records are on this slave, so consumers falling back to it must be able to
+// read them. The config is read-only and transient; the next synchronisation
+// with the master replaces the whole table.
+func (b *Broker) slaveTopicConfig(topic string) (body.TopicConfig, bool) {
+	h := b.ha
+	if h == nil || h.Role() != storage.RoleSlave {
+		return body.TopicConfig{}, false
+	}
+	ids := b.store.QueueIDs(topic)
+	if len(ids) == 0 {
+		return body.TopicConfig{}, false
+	}
+	n := int32(0)
+	for _, id := range ids {
+		n = max(n, id+1)
+	}
+	return body.TopicConfig{TopicName: topic, ReadQueueNums: n, WriteQueueNums: n, Perm: body.PermRead}, true
 }

@@ -5,6 +5,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/body"
 	"github.com/mqd/mqd/tests"
 )
 
@@ -131,4 +135,41 @@ func (c *Cluster) SetRole(t *testing.T, name, role string) {
 
 func (c *Cluster) String() string {
 	return fmt.Sprintf("%s cluster: namesrv %s", c.Mode, c.NamesrvArg)
+}
+
+// RouteAddrs asks the name server ns for topic's route and returns the
+// addresses by broker id of group brokerName (nil: no route or no group).
+func RouteAddrs(t *testing.T, ns, topic, brokerName string) map[int64]string {
+	t.Helper()
+	cl := remoting.NewClient(remoting.ClientConfig{})
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cl.Invoke(ctx, ns, remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil))
+	if err != nil || resp.Code != remoting.Success {
+		return nil
+	}
+	r, err := body.DecodeTopicRouteData(resp.Body)
+	if err != nil {
+		t.Fatalf("route of %s: %v", topic, err)
+	}
+	for _, bd := range r.BrokerDatas {
+		if bd.BrokerName == brokerName {
+			return bd.BrokerAddrs
+		}
+	}
+	return nil
+}
+
+// WaitRouteWithout waits until every name server routes topic's group
+// brokerName to the slave only (the master's address dropped, the slave kept).
+func (c *Cluster) WaitRouteWithout(t *testing.T, topic, brokerName string, id int64) {
+	t.Helper()
+	for _, ns := range c.NSList() {
+		tests.WaitFor(t, 30*time.Second, func() bool {
+			addrs := RouteAddrs(t, ns, topic, brokerName)
+			_, has := addrs[id]
+			return len(addrs) > 0 && !has
+		}, "route of %s at %s without %s id %d", topic, ns, brokerName, id)
+	}
 }
