@@ -19,6 +19,7 @@ type commitLog struct {
 	fileSize     int64
 	flushedWhere atomic.Int64 // global offset below which everything is fsynced
 	lastPutTs    atomic.Int64 // store time of the newest appended record
+	lastRecStart atomic.Int64 // offset of the newest appended record (-1: none since open)
 
 	// Next file being created in the background (guarded by the put lock).
 	next *pendingFile
@@ -200,11 +201,12 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	if batch {
 		offsets = make([]int64, 0, len(ms))
 	}
-	off := 0
+	off, lastOff := 0, 0
 	nextQ := qs.next
 	for i := range ms {
 		rec := buf[off:]
 		size := int(message.RecordSize(rec))
+		lastOff = off
 		q := int64(0)
 		if message.Dispatchable(ms[i].SysFlag) {
 			q = nextQ
@@ -222,6 +224,7 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	copy(mf.data[pos:], buf)
 	mf.wrote.Store(pos + int64(total))
 	s.cl.lastPutTs.Store(now)
+	s.cl.lastRecStart.Store(phy + int64(lastOff)) // after wrote: a flush that sees it covers the record
 
 	// Queue the consume-queue entries: written now under ASYNC_FLUSH (still
 	// in the put lock, which keeps each queue in log order), after the fsync

@@ -1,6 +1,7 @@
 package commitlog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -64,6 +65,7 @@ func (s *Store) dispatchOne(d *dispatchReq) error {
 		return err
 	}
 	s.lastDispatchTs.Store(d.storeTs)
+	s.lastDispatchRec.Store(d.phy)
 	return nil
 }
 
@@ -81,10 +83,31 @@ func (s *Store) dispatchRecord(rec []byte, phy int64) error {
 	if err != nil {
 		return err
 	}
+	if err := checkQueueOffset(cq, qoff, phy); err != nil {
+		return err
+	}
 	if err := cq.put(phy, int32(len(rec)), tags, qoff); err != nil {
 		return err
 	}
 	s.lastDispatchTs.Store(storeTs)
+	s.lastDispatchRec.Store(phy)
+	return nil
+}
+
+// errBadQueueOffset: a record's queue offset cannot be right.
+var errBadQueueOffset = errors.New("record's queue offset is impossible at its commit log offset")
+
+// checkQueueOffset rejects a queue offset no intact record can have. The body
+// CRC does not cover it, and a damaged one far ahead would make the consume
+// queue fill the gap with placeholder entries, file after file. Every queue
+// offset below qoff belongs to an earlier record of at least MinRecordSize
+// bytes, and those the queue lacks lie between its last entry and phy.
+func checkQueueOffset(cq *consumeQueue, qoff, phy int64) error {
+	cur := cq.max.Load()
+	if qoff < 0 || qoff > phy/message.MinRecordSize || qoff > cur && (qoff-cur)*message.MinRecordSize > phy-cq.maxPhy {
+		return fmt.Errorf("%w: queue %s/%d offset %d at %d (queue has %d entries up to %d)",
+			errBadQueueOffset, cq.topic, cq.queueID, qoff, phy, cur, cq.maxPhy)
+	}
 	return nil
 }
 

@@ -76,6 +76,7 @@ func (s *Store) broadcastFlushed() {
 // advances flushedWhere and the checkpoint's physic timestamp.
 func (s *Store) flushCommitLog(leastPages int) (int64, error) {
 	ts := s.cl.lastPutTs.Load()
+	rec := s.cl.lastRecStart.Load()
 	maxOff := s.cl.q.maxOffset()
 	flushed, err := s.cl.q.flush(s.cl.flushedWhere.Load(), leastPages)
 	if err != nil {
@@ -88,6 +89,9 @@ func (s *Store) flushCommitLog(leastPages int) (int64, error) {
 	}
 	if flushed >= maxOff && ts > 0 {
 		s.cp.setPhysic(ts)
+	}
+	if rec >= 0 && rec < flushed {
+		s.cp.setPhysicRec(rec)
 	}
 	return flushed, nil
 }
@@ -121,6 +125,9 @@ func (s *Store) syncFlushOnce() {
 				break
 			}
 			prev = cur
+		}
+		if h := s.beforeSync.Load(); h != nil {
+			(*h)()
 		}
 		flushed, err := s.flushCommitLog(0)
 		if err == nil {
@@ -196,6 +203,7 @@ func (s *Store) cqFlushLoop() {
 // records the logics timestamp and persists the checkpoint.
 func (s *Store) flushConsumeQueues(leastPages int, checkpoint bool) error {
 	ts := s.lastDispatchTs.Load()
+	rec := s.lastDispatchRec.Load()
 	s.cqMu.RLock()
 	cqs := make([]*consumeQueue, 0, len(s.cqs))
 	for _, cq := range s.cqs {
@@ -213,6 +221,9 @@ func (s *Store) flushConsumeQueues(leastPages int, checkpoint bool) error {
 		}
 		if ts > 0 {
 			s.cp.setLogics(ts)
+		}
+		if rec >= 0 {
+			s.cp.setLogicsRec(rec)
 		}
 		return s.cp.flush()
 	}

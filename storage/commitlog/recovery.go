@@ -2,14 +2,17 @@ package commitlog
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/mqd/mqd/storage/message"
 )
 
 // Recovery (DefaultMessageStore.recover). Consume queues are recovered first,
 // then the commit log: after a clean shutdown from the third-last file, after a
-// crash (abort file present) from the newest file whose first record is older
-// than the checkpoint, with CRC checks, re-dispatching every good record (the
+// crash (abort file present) from the checkpoint's record offset when an intact
+// record starts there (the walk then depends on what was written since the last
+// checkpoint, not on the file size), else from the newest file whose first
+// record is older than the checkpoint time, with CRC checks, re-dispatching every good record (the
 // consume queue ignores what it already has). The first bad or torn record ends
 // the log: the tail is zeroed so stale bytes never parse as records later, and
 // consume-queue entries past the end are dropped. Records beyond what the
@@ -38,25 +41,33 @@ func (s *Store) recover(lastExitOK bool) error {
 		return nil
 	}
 	start := max(len(files)-3, 0)
+	from := files[start].from
 	if !lastExitOK {
-		start = s.abnormalStart(files)
+		var ok bool
+		if start, from, ok = s.checkpointStart(files); !ok {
+			start = s.abnormalStart(files)
+			from = files[start].from
+		}
 		// Consume-queue entries for records from the scan start on may not
 		// have been flushed (pages of any age can be lost at a power cut, not
 		// only in the last three files): drop them, the scan re-dispatches.
 		for _, cq := range s.cqs {
-			if err := cq.truncateFromPhy(files[start].from); err != nil {
+			if err := cq.truncateFromPhy(from); err != nil {
 				return err
 			}
 			maxPhyInCQ = max(maxPhyInCQ, cq.maxPhy)
 		}
 	}
-	end, lastTs, err := s.scanCommitLog(files[start:], !lastExitOK)
+	end, lastTs, err := s.scanCommitLog(files[start:], from, !lastExitOK)
 	if err != nil {
 		return err
 	}
-	s.log.Debug().Int64("from", files[start].from).Int64("end", end).Msg("commit log scanned")
+	s.log.Debug().Int64("from", from).Int64("end", end).Msg("commit log scanned")
 	s.reportDroppedTail(files, end)
 	if err := s.cl.q.truncate(end); err != nil {
+		return err
+	}
+	if err := s.cp.forgetOffsetsFrom(end); err != nil {
 		return err
 	}
 	if len(s.cl.q.snapshot()) == 0 {
@@ -76,7 +87,7 @@ func (s *Store) recover(lastExitOK bool) error {
 		}
 	}
 	// Dispatch what the consume queues miss.
-	from := s.MinPhyOffset()
+	from = s.MinPhyOffset()
 	for _, cq := range s.cqs {
 		from = max(from, cq.maxPhy)
 	}
@@ -90,7 +101,59 @@ func (s *Store) recover(lastExitOK bool) error {
 			s.queueTable[k] = &queueState{next: m, cq: cq}
 		}
 	}
+	if !lastExitOK {
+		return s.checkpointRecovered(files[start:])
+	}
 	return nil
+}
+
+// checkpointRecovered makes what crash recovery kept durable and records it
+// in the checkpoint. The consume-queue entries it rewrote replace flushed ones
+// below the old checkpoint offset, so that offset no longer holds until they
+// are flushed; and after kill -9 the scanned log may still be only in the
+// page cache.
+func (s *Store) checkpointRecovered(scanned []*mappedFile) error {
+	s.cp.resetLogicsRec()
+	for _, mf := range scanned {
+		if mf.hold() {
+			err := mf.f.Sync()
+			mf.release()
+			if err != nil {
+				return fmt.Errorf("fsync %s: %w", mf.path, err)
+			}
+		}
+	}
+	if err := s.flushConsumeQueues(0, false); err != nil {
+		return err
+	}
+	if rec := s.lastDispatchRec.Load(); rec >= 0 {
+		s.cp.setLogicsRec(rec)
+	}
+	return s.cp.flush()
+}
+
+// checkpointStart returns the file and offset to scan from after a crash
+// according to the checkpoint's record offsets: the log and the consume
+// queues are durable below them. They are trusted only if an intact record
+// that knows its own offset starts there; otherwise (no offsets, a store
+// written by RocketMQ, files deleted or lost) ok is false.
+func (s *Store) checkpointStart(files []*mappedFile) (i int, from int64, ok bool) {
+	off := s.cp.recoveryStart()
+	if off < 0 {
+		return 0, 0, false
+	}
+	for i, mf := range files {
+		if off < mf.from || off >= mf.from+mf.size {
+			continue
+		}
+		rec := mf.data[off-mf.from:]
+		if _, err := message.CheckRecord(rec, true); err != nil || message.RecordPhysicalOffset(rec) != off {
+			s.log.Warn().Int64("offset", off).Msg("checkpoint offset does not hold a record; recovering from the checkpoint time instead")
+			return 0, 0, false
+		}
+		return i, off, true
+	}
+	return 0, 0, false
 }
 
 // abnormalStart picks the first file to scan after a crash
@@ -110,13 +173,17 @@ func (s *Store) abnormalStart(files []*mappedFile) int {
 	return 0
 }
 
-// scanCommitLog walks records and returns the offset after the last good one
-// and its store time. With dispatch set, good records are re-dispatched.
-func (s *Store) scanCommitLog(files []*mappedFile, dispatch bool) (end, lastTs int64, err error) {
+// scanCommitLog walks records from offset from (in files[0]) and returns the
+// offset after the last good one and its store time. With dispatch set, good
+// records are re-dispatched.
+func (s *Store) scanCommitLog(files []*mappedFile, from int64, dispatch bool) (end, lastTs int64, err error) {
 	checkCRC := s.opts.CheckCRCOnRecover
-	end = files[0].from
+	end = from
 	for i, mf := range files {
 		pos := int64(0)
+		if i == 0 {
+			pos = from - mf.from
+		}
 		for pos < mf.size {
 			size, cerr := message.CheckRecord(mf.data[pos:], checkCRC)
 			if errors.Is(cerr, message.ErrBlankRecord) && pos+int64(size) == mf.size {
@@ -128,7 +195,10 @@ func (s *Store) scanCommitLog(files []*mappedFile, dispatch bool) (end, lastTs i
 			}
 			rec := mf.data[pos : pos+int64(size)]
 			if dispatch {
-				if err := s.dispatchRecord(rec, mf.from+pos); err != nil {
+				if err := s.dispatchRecord(rec, mf.from+pos); errors.Is(err, errBadQueueOffset) {
+					s.reportCorrupt(mf.from+pos, err)
+					return end, lastTs, nil // damaged outside the CRC: the log ends here
+				} else if err != nil {
 					return end, lastTs, err
 				}
 			}
@@ -166,7 +236,9 @@ func (s *Store) redispatch(from, end int64) error {
 				mf.release()
 				return nil // recovery already cut the log at the last good record
 			}
-			if err := s.dispatchRecord(mf.data[pos:pos+int64(size)], mf.from+pos); err != nil {
+			if err := s.dispatchRecord(mf.data[pos:pos+int64(size)], mf.from+pos); errors.Is(err, errBadQueueOffset) {
+				s.reportCorrupt(mf.from+pos, err) // not dispatched: never served
+			} else if err != nil {
 				mf.release()
 				return err
 			}

@@ -20,9 +20,7 @@ import (
 // cache, as after kill -9.
 func crash(t *testing.T, s *Store) {
 	t.Helper()
-	s.running.Store(false)
-	close(s.stopCh)
-	s.wg.Wait()
+	stopFlushers(s)
 	s.stopped = true
 	if err := s.Cleanup(); err != nil {
 		t.Fatal(err)
@@ -30,6 +28,17 @@ func crash(t *testing.T, s *Store) {
 	if _, err := os.Stat(s.opts.AbortPath()); err != nil {
 		t.Fatalf("abort file missing after crash: %v", err)
 	}
+}
+
+// stopFlushers refuses puts and stops the background loops (idempotent).
+func stopFlushers(s *Store) {
+	s.running.Store(false)
+	select {
+	case <-s.stopCh:
+	default:
+		close(s.stopCh)
+	}
+	s.wg.Wait()
 }
 
 func putN(t *testing.T, s *Store, topic string, qid int32, n int) []storage.PutResult {

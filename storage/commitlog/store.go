@@ -69,6 +69,10 @@ type Store struct {
 	lastDispatchTs atomic.Int64
 	scheduleDelays atomic.Pointer[[]time.Duration]
 
+	// lastDispatchRec is the offset of the newest record with a consume-queue
+	// entry (-1: none since open); entries are written in log order.
+	lastDispatchRec atomic.Int64
+
 	flushWake   chan struct{}
 	syncedWhere atomic.Int64 // SYNC_FLUSH: fsynced and dispatched up to here
 	flushNotify atomic.Pointer[chan struct{}]
@@ -84,6 +88,10 @@ type Store struct {
 
 	flushes  atomic.Int64 // commit-log flushes that advanced flushedWhere
 	memBytes int64        // physical RAM, for the in-memory/in-disk read limits
+
+	// beforeSync, when set, runs before each SYNC_FLUSH group commit: the
+	// only way to make an fsync slow on purpose (tests of syncFlushTimeout).
+	beforeSync atomic.Pointer[func()]
 }
 
 // MQDModule implements kernel.Module.
@@ -173,6 +181,8 @@ func (s *Store) Start() error {
 		return fmt.Errorf("load commit log: %w", err)
 	}
 	s.cl = &commitLog{q: fq, fileSize: s.opts.MappedFileSizeCommitLog}
+	s.cl.lastRecStart.Store(-1)
+	s.lastDispatchRec.Store(-1)
 	if s.cqs, err = loadConsumeQueues(s.opts.ConsumeQueueDir(), s.cqFileSize); err != nil {
 		return fmt.Errorf("load consume queues: %w", err)
 	}
