@@ -329,6 +329,11 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 	if err != nil {
 		return kernel.SwapReport{}, err
 	}
+	// A sync mode can only catch up with a connected slave: say so at once
+	// instead of waiting out the catch-up bound.
+	if role == storage.RoleSyncMaster && h.master.SlaveCount() == 0 {
+		return kernel.SwapReport{}, fmt.Errorf("brokerRole %s -> %s: no slave is connected to catch up; %s stays", cur, role, cur)
+	}
 	m, err := kernel.Build(ctx, h.cfg, h.log.With().Str("module", string(id)).Logger(), id)
 	if err != nil {
 		return kernel.SwapReport{}, fmt.Errorf("build %s: %w", id, err)
