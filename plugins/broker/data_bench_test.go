@@ -49,7 +49,12 @@ func BenchmarkPullHandler(b *testing.B) {
 		if resp.Code != remoting.Success {
 			b.Fatalf("pull: %d %q", resp.Code, resp.Remark)
 		}
-		pulled += int64(len(resp.Body))
+		for _, p := range resp.BodyParts {
+			pulled += int64(len(p))
+		}
+		if resp.OnWritten != nil {
+			resp.OnWritten() // what the connection does once the body is sent
+		}
 	}
 	b.ReportMetric(float64(pulled)/float64(b.N), "B/pull")
 }

@@ -72,7 +72,7 @@ func (b *Broker) handlePull(conn *remoting.Conn, req *remoting.Command) *remotin
 	}
 	out := b.pull(&h, filter, connDone)
 	if out != nil && out.Code == remoting.Success {
-		b.groupStats.recordGet(h.group, h.topic, out.Body)
+		b.groupStats.recordGet(h.group, h.topic, int64(len(out.BodyParts)))
 	}
 	return out
 }
@@ -91,6 +91,9 @@ func (b *Broker) checkPull(conn *remoting.Conn, h *pullHeader) (storage.Filter, 
 		return nil, remoting.NewResponse(remoting.NoPermission, "subscription group no permission, "+h.group)
 	}
 	tc, ok := b.topics.Get(h.topic)
+	if !ok {
+		tc, ok = b.slaveTopicConfig(h.topic) // replicated before its config was copied
+	}
 	if !ok {
 		return nil, remoting.NewResponse(remoting.TopicNotExist, "topic["+h.topic+"] not exist, apply first please!")
 	}
@@ -248,11 +251,11 @@ func getStatusName(st storage.GetStatus) string {
 	return "UNKNOWN"
 }
 
-// pullResponse answers a pull from a read and releases the read. The ext always
+// pullResponse answers a pull from a read and takes over releasing the read
+// (a found body releases it through OnWritten). The ext always
 // carries the four offsets fields: the client takes nextBeginOffset as its next
 // offset whatever the code.
 func (b *Broker) pullResponse(code int16, res *storage.GetResult, h *pullHeader) *remoting.Command {
-	defer res.Release()
 	resp := remoting.NewResponse(code, getStatusName(res.Status))
 	resp.ExtFields = pullExt(res.NextBeginOffset, res.MinOffset, res.MaxOffset)
 	resp.ExtFields["suggestWhichBrokerId"] = b.suggestBrokerID(res)
@@ -261,14 +264,14 @@ func (b *Broker) pullResponse(code int16, res *storage.GetResult, h *pullHeader)
 		b.stats.keyed.recordGet(h.topic, h.group, len(res.Records), res.TotalBytes)
 	}
 	if code == remoting.Success {
-		// Records alias the store's mapped memory, which Release gives back, so
-		// the body is copied into one buffer the response owns.
-		buf := make([]byte, 0, res.TotalBytes)
-		for _, rec := range res.Records {
-			buf = append(buf, rec...)
-		}
-		resp.Body = buf
+		// Records alias the store's mapped memory: the connection writes them
+		// from there and hands the read back once they are sent (or dropped).
+		resp.BodyParts = res.Records
+		resp.OnWritten = res.ReleaseFunc
+		res.ReleaseFunc = nil
+		return resp
 	}
+	res.Release()
 	return resp
 }
 

@@ -123,13 +123,7 @@ func BenchmarkServerRoundTrip(b *testing.B) {
 			conn.wmu.Lock()
 			conn.noMerge = noMerge
 			conn.wmu.Unlock()
-			flushes := func() uint64 {
-				conn.wmu.Lock()
-				sc.wmu.Lock()
-				defer conn.wmu.Unlock()
-				defer sc.wmu.Unlock()
-				return conn.flushes + sc.flushes
-			}
+			flushes := func() uint64 { return conn.flushes.Load() + sc.flushes.Load() }
 			req := sendHeader()
 			b.SetParallelism(8) // 8 callers per core, as a loaded broker sees
 			b.ReportAllocs()

@@ -123,7 +123,7 @@ func decodeFrame(buf []byte) (*Command, error) {
 
 // Encode returns the command as one frame in its SerializeType.
 func Encode(c *Command) ([]byte, error) {
-	return AppendFrame(make([]byte, 0, 256+len(c.Body)), c)
+	return AppendFrame(make([]byte, 0, 256+c.bodyLen()), c)
 }
 
 // AppendFrame appends the command's frame, in its SerializeType, to dst.
@@ -132,7 +132,13 @@ func AppendFrame(dst []byte, c *Command) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	return append(dst, c.Body...), nil
+	if c.Body != nil {
+		return append(dst, c.Body...), nil
+	}
+	for _, p := range c.BodyParts {
+		dst = append(dst, p...)
+	}
+	return dst, nil
 }
 
 // appendFrameHead appends the length word, header word and header of c with the
@@ -158,7 +164,7 @@ func appendFrameHead(dst []byte, c *Command, opaque, flag int32, st SerializeTyp
 	if hdrLen > MaxHeaderLen {
 		return dst[:start], fmt.Errorf("remoting: header of %d bytes exceeds %d", hdrLen, MaxHeaderLen)
 	}
-	total := 4 + hdrLen + len(c.Body)
+	total := 4 + hdrLen + c.bodyLen()
 	if total > math.MaxInt32 {
 		return dst[:start], fmt.Errorf("remoting: frame of %d bytes exceeds the 2 GiB length field", total)
 	}

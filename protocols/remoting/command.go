@@ -34,14 +34,26 @@ const (
 
 // Command is one frame: a request, a response or a oneway request.
 type Command struct {
-	Code          int16
-	Language      LanguageCode
-	Version       int16
-	Opaque        int32
-	Flag          int32
-	Remark        string
-	ExtFields     map[string]string
-	Body          []byte
+	Code      int16
+	Language  LanguageCode
+	Version   int16
+	Opaque    int32
+	Flag      int32
+	Remark    string
+	ExtFields map[string]string
+	Body      []byte
+	// BodyParts, used when Body is nil, is a body in several slices that a
+	// connection writes in order without copying them together (a pull answers
+	// with the store's mapped records this way). The encoded body length is the
+	// sum of the parts.
+	BodyParts [][]byte
+	// OnWritten, if set, runs exactly once when a connection no longer needs the
+	// body: after the frame was written or copied into the connection's buffer,
+	// or when it could not be sent (connection failed or closed, encode error,
+	// response to a oneway request). Owners release BodyParts' memory there; a
+	// command with OnWritten must not be written more than once. Encode and
+	// AppendFrame do not call it.
+	OnWritten     func()
 	SerializeType SerializeType
 }
 

@@ -23,9 +23,6 @@ const (
 	// readBufferSize holds many small frames per read syscall; larger frames
 	// bypass it and are read straight into their own buffer.
 	readBufferSize = 32 << 10
-	// flushThreshold bounds how much a writer coalesces before it flushes even
-	// though other writers are waiting.
-	flushThreshold = 64 << 10
 	// largeBody is the body size from which a frame's body is written from the
 	// caller's slice (writev) instead of being copied into the write buffer.
 	largeBody = 32 << 10
@@ -66,20 +63,19 @@ type Conn struct {
 	owner  owner
 	cfg    connConfig
 
-	// Writers coalesce: each one appends its frame to wbuf under wmu, and only
-	// the one that finds no other writer pending (or a full buffer) flushes, so
-	// concurrent responses share write syscalls without a writer goroutine, and
-	// a write returns once its frame is on the socket. BenchmarkServerRoundTrip
-	// (16 callers, 2 cores) measured 1.7 socket writes per round trip against 2
-	// when flushing every frame; a variant where writers leave their frame to
-	// whoever is mid-flush did no better and loses synchronous write errors.
-	wmu     sync.Mutex
-	wbuf    []byte
-	wwait   atomic.Int32 // writers between announcing themselves and finishing
-	werr    error        // sticky write error, under wmu
-	noMerge bool         // tests: flush every frame, to measure coalescing
-	flushes uint64       // socket writes, under wmu (benchmarks report it)
-	// wdeadlineSet is when the write deadline was last moved, under wmu.
+	// The write path (writer.go): wq is the pending queue, under wmu; the
+	// flusher goroutine owns the socket writes.
+	wmu      sync.Mutex
+	wspace   sync.Cond // writers waiting for queue space; flusher and Close wake them
+	wq       wqueue
+	wbusy    bool          // flusher woken or writing, under wmu
+	wclosing bool          // Close began: no more writes, under wmu
+	werr     error         // sticky write error, under wmu
+	wdrained chan struct{} // closed when the queue empties while Close waits, under wmu
+	wkick    chan struct{}
+	noMerge  bool          // tests: one frame per socket write, to measure coalescing
+	flushes  atomic.Uint64 // socket writes (benchmarks report it)
+	// wdeadlineSet is when the write deadline was last moved (flusher only).
 	wdeadlineSet time.Time
 
 	pmu     sync.Mutex
@@ -91,7 +87,7 @@ type Conn struct {
 }
 
 func newConn(nc net.Conn, o owner, cfg connConfig) *Conn {
-	return &Conn{
+	c := &Conn{
 		id:      connIDs.Add(1),
 		nc:      nc,
 		remote:  nc.RemoteAddr(),
@@ -100,7 +96,11 @@ func newConn(nc net.Conn, o owner, cfg connConfig) *Conn {
 		cfg:     cfg,
 		pending: make(map[int32]*call),
 		done:    make(chan struct{}),
+		wkick:   make(chan struct{}, 1),
 	}
+	c.wspace.L = &c.wmu
+	go c.flushLoop()
+	return c
 }
 
 // ID is unique per process.
@@ -115,16 +115,23 @@ func (c *Conn) LocalAddr() net.Addr { return c.local }
 // Done is closed when the connection is closed.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Close closes the connection. Pending Invokes fail with ErrConnClosed.
+// Close closes the connection after writing what is already queued (for up to
+// five seconds); later writes fail. Pending Invokes fail with ErrConnClosed.
 func (c *Conn) Close() error {
+	c.closeWithin(closeDrain)
+	return nil
+}
+
+// closeWithin closes the connection, spending at most d writing what is queued.
+func (c *Conn) closeWithin(d time.Duration) {
 	c.closeOnce.Do(func() {
 		c.pmu.Lock()
 		c.closed = true
 		c.pmu.Unlock()
+		c.drainWrites(d)
 		close(c.done)
 		c.nc.Close()
 	})
-	return nil
 }
 
 func (c *Conn) isClosed() bool {
@@ -241,77 +248,6 @@ type encodeError struct{ err error }
 func (e *encodeError) Error() string { return e.err.Error() }
 func (e *encodeError) Unwrap() error { return e.err }
 
-// write encodes one frame into the write buffer and flushes it unless another
-// writer is already waiting to add its own frame (that writer flushes both).
-func (c *Conn) write(cmd *Command, opaque, flag int32, st SerializeType) error {
-	c.wwait.Add(1)
-	c.wmu.Lock()
-	if c.werr != nil {
-		c.wwait.Add(-1)
-		err := c.werr
-		c.wmu.Unlock()
-		return err
-	}
-	start := len(c.wbuf)
-	large := len(cmd.Body) >= largeBody
-	var err error
-	c.wbuf, err = appendFrameHead(c.wbuf, cmd, opaque, flag, st)
-	if err == nil && !large {
-		c.wbuf = append(c.wbuf, cmd.Body...)
-	}
-	last := c.wwait.Add(-1) == 0
-	switch {
-	case err != nil:
-		c.wbuf = c.wbuf[:start]
-		err = &encodeError{err}
-		// Writers that skipped their flush counted on this one.
-		if last && len(c.wbuf) > 0 {
-			if ferr := c.flush(nil); ferr != nil {
-				err = ferr
-			}
-		}
-	case large:
-		err = c.flush(cmd.Body)
-	case last || c.noMerge || len(c.wbuf) >= flushThreshold:
-		err = c.flush(nil)
-	}
-	c.wmu.Unlock()
-	if err != nil {
-		if _, ok := err.(*encodeError); !ok {
-			c.Close()
-		}
-	}
-	return err
-}
-
-// flush writes the buffer (and a large body after it) to the socket; wmu held.
-func (c *Conn) flush(body []byte) error {
-	if c.cfg.writeTimeout > 0 {
-		if now := time.Now(); now.Sub(c.wdeadlineSet) >= deadlineSlack(c.cfg.writeTimeout) {
-			c.nc.SetWriteDeadline(now.Add(c.cfg.writeTimeout))
-			c.wdeadlineSet = now
-		}
-	}
-	c.flushes++
-	var err error
-	if body == nil {
-		_, err = c.nc.Write(c.wbuf)
-	} else {
-		bufs := net.Buffers{c.wbuf, body}
-		_, err = bufs.WriteTo(c.nc)
-	}
-	if cap(c.wbuf) > maxKeptWriteBuffer {
-		c.wbuf = nil
-	} else {
-		c.wbuf = c.wbuf[:0]
-	}
-	if err != nil {
-		c.werr = fmt.Errorf("remoting: write to %s: %w", c.remote, err)
-		return c.werr
-	}
-	return nil
-}
-
 // serve reads frames until the connection fails or closes, then closes it and
 // logs why. Requests run on their own goroutines; responses complete Invokes.
 func (c *Conn) serve() error {
@@ -383,9 +319,14 @@ func (c *Conn) dispatch(req *Command) {
 func (c *Conn) run(h Handler, req *Command) {
 	defer c.owner.release()
 	resp := c.call(h, req)
-	if resp != nil && !req.IsOneway() {
-		c.respond(req, resp)
+	if resp == nil {
+		return
 	}
+	if req.IsOneway() {
+		resp.written() // nothing is sent, but its body may need releasing
+		return
+	}
+	c.respond(req, resp)
 }
 
 // call runs a handler, turning a panic into SYSTEM_ERROR.

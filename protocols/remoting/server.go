@@ -227,8 +227,8 @@ func (s *Server) startConn(nc net.Conn) {
 
 // Shutdown stops accepting, rejects new requests on open connections with
 // SERVICE_NOT_AVAILABLE (clients retry elsewhere), waits for in-flight handlers
-// (and so for their responses to be written) until ctx ends, then closes every
-// connection and waits for their OnClose hooks. It returns ctx.Err() if ctx
+// until ctx ends, then closes every connection once its queued responses are
+// written (bounded by ctx) and waits for their OnClose hooks. It returns ctx.Err() if ctx
 // ended first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if old := s.state.Or(shutBit); old&^shutBit == 0 {
@@ -247,11 +247,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 
+	// Each connection first writes the responses still queued (bounded by ctx
+	// and closeDrain), all in parallel and outside s.mu, which connection
+	// goroutines take when they end.
+	drain := closeDrain
+	if dl, ok := ctx.Deadline(); ok {
+		drain = min(drain, time.Until(dl))
+	}
 	s.mu.Lock()
+	conns := make([]*Conn, 0, len(s.conns))
 	for c := range s.conns {
-		c.Close()
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	for _, c := range conns {
+		go c.closeWithin(drain)
+	}
 
 	closed := make(chan struct{})
 	go func() {
