@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -8,14 +9,32 @@ import (
 	"testing"
 )
 
+// freePort returns a port whose next two are free too (a broker also opens
+// listenPort+1 for HA and +2 for the admin endpoint), from below Linux's
+// ephemeral range so that no client socket takes it before the daemon starts.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for try := 0; try < 200; try++ {
+		p := 20000 + rand.IntN(12700)
+		ok := true
+		var lns []net.Listener
+		for i := 0; i < 3 && ok; i++ {
+			ln, err := net.Listen("tcp", ":"+strconv.Itoa(p+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if ok {
+			return p
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port range")
+	return 0
 }
 
 // TestAdminEndpointSubcommands runs a broker-only daemon on a chosen port and
