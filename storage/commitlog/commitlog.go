@@ -221,6 +221,14 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 		}
 		off += size
 	}
+	// Under SYNC_FLUSH the consume-queue entries are queued for the flusher,
+	// which dispatches them after the fsync that covers them. pendMu is taken
+	// before the bytes become visible: a flusher that flushes them then waits
+	// in dispatchPending until their entries are queued, so it never marks an
+	// offset synced (releasing this put with PUT_OK) before they are readable.
+	if s.syncFlush {
+		s.pendMu.Lock()
+	}
 	copy(mf.data[pos:], buf)
 	mf.wrote.Store(pos + int64(total))
 	s.cl.lastPutTs.Store(now)
@@ -229,9 +237,6 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	// Queue the consume-queue entries: written now under ASYNC_FLUSH (still
 	// in the put lock, which keeps each queue in log order), after the fsync
 	// under SYNC_FLUSH.
-	if s.syncFlush {
-		s.pendMu.Lock()
-	}
 	off = 0
 	dispatched := int64(0)
 	for i := range ms {
