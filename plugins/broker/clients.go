@@ -606,3 +606,18 @@ func jsonResponse(v any) *remoting.Command {
 	resp.Body = data
 	return resp
 }
+
+// ProducerConnByClientID finds the connection of a producer client by its
+// client ID (request-reply pushes the reply to the requester's connection).
+func (m *ClientManager) ProducerConnByClientID(clientID string) *remoting.Conn {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, chs := range m.producers {
+		for _, ch := range chs {
+			if ch.ClientID == clientID {
+				return ch.Conn
+			}
+		}
+	}
+	return nil
+}

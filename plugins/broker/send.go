@@ -555,7 +555,7 @@ func (b *Broker) pushReply(conn *remoting.Conn, h *sendHeader, m *message.Messag
 	if clientID == "" {
 		return errors.New("push reply message fail: the message has no " + message.PropertyReplyToClient + " property")
 	}
-	target := b.producerConnByClientID(clientID)
+	target := b.clients.ProducerConnByClientID(clientID)
 	if target == nil {
 		return errors.New("push reply message fail, channel of <" + clientID + "> not found.")
 	}
@@ -585,24 +585,6 @@ func (b *Broker) pushReply(conn *remoting.Conn, h *sendHeader, m *message.Messag
 	if resp.Code != remoting.Success {
 		return errors.New("push reply message to <" + clientID + "> failed: code " +
 			strconv.Itoa(int(resp.Code)) + " " + resp.Remark)
-	}
-	return nil
-}
-
-// producerConnByClientID finds the connection of a producer client by its
-// client ID, across producer groups (Java ProducerManager.findChannel).
-// TODO(meta): this reads ClientManager's tables; it belongs in clients.go as
-// an exported method.
-func (b *Broker) producerConnByClientID(clientID string) *remoting.Conn {
-	m := b.clients
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for _, chs := range m.producers {
-		for _, ch := range chs {
-			if ch.ClientID == clientID {
-				return ch.Conn
-			}
-		}
 	}
 	return nil
 }
