@@ -368,6 +368,7 @@ func runDaemon(mode string, o *options, sys IO) error {
 	for _, w := range cfg.Warnings {
 		logger.Warn().Msg(w)
 	}
+	applyRuntime(cfg, logger)
 
 	sig := newSignals(func(s os.Signal) {
 		logger.Error().Str("signal", s.String()).Msg("second signal: exiting without finishing the stop")
