@@ -3,6 +3,8 @@ package main
 import (
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +46,15 @@ func freePort(t *testing.T) int {
 func TestAdminEndpointSubcommands(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
-	d := startDaemon(t, dir, "broker", "-n", "127.0.0.1:1", "--set", "broker.listenPort="+strconv.Itoa(port),
+	props := filepath.Join(dir, "broker.properties")
+	writeProps := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(props, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeProps("brokerName=ops-a\nautoCreateTopicEnable=true\n")
+	d := startDaemon(t, dir, "broker", "-c", props, "-n", "127.0.0.1:1", "--set", "broker.listenPort="+strconv.Itoa(port),
 		"--set", "broker.metricsAddr=")
 	d.waitFor(t, "ready")
 	addr := "127.0.0.1:" + strconv.Itoa(port+2)
@@ -58,6 +68,21 @@ func TestAdminEndpointSubcommands(t *testing.T) {
 	// Without --addr, the address is derived from the same flags as the daemon's.
 	r = run(t, "", nil, "health", "--role", "broker", "--set", "broker.listenPort="+strconv.Itoa(port)).mustSucceed(t)
 	contains(t, "mqd health (derived address)", r.stdout, addr+": ready")
+
+	// mqd reload: a live key applies; a key that cannot change live is
+	// refused with the reason and nothing changes.
+	writeProps("brokerName=ops-a\nautoCreateTopicEnable=false\n")
+	r = run(t, "", nil, "reload", "--admin", addr).mustSucceed(t)
+	contains(t, "mqd reload (live key)", r.stdout, `"changed":["broker.autoCreateTopicEnable"]`)
+	r = run(t, "", nil, "config", "print", "--live", "--addr", addr).mustSucceed(t)
+	if i := strings.Index(r.stdout, `"broker.autoCreateTopicEnable"`); i < 0 || !strings.Contains(r.stdout[i:min(len(r.stdout), i+200)], `"value": false`) {
+		t.Fatalf("the running configuration does not show the reloaded value:\n%s", r.stdout)
+	}
+	writeProps("brokerName=ops-b\nautoCreateTopicEnable=true\n")
+	r = run(t, "", nil, "reload", "--admin", addr)
+	if r.code != 1 || !strings.Contains(r.stdout, "broker.brokerName") || !strings.Contains(r.stdout, "cannot change on a running process") {
+		t.Fatalf("reload of a non-live key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -227,13 +227,15 @@ func (m *Module) config(w http.ResponseWriter) {
 		Value  any    `json:"value"`
 		Source string `json:"source"`
 	}
+	// The kernel's current configuration: a reload replaces it.
+	cfg := m.k.Config()
 	out := map[string]entry{}
-	for path := range m.cfg.All() {
-		v := m.cfg.Get(path)
+	for path := range cfg.All() {
+		v := cfg.Get(path)
 		if secretKeys[path] {
 			v = "(redacted)"
 		}
-		out[path] = entry{Value: v, Source: m.cfg.Source(path)}
+		out[path] = entry{Value: v, Source: cfg.Source(path)}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

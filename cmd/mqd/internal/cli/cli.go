@@ -87,6 +87,7 @@ Usage:
   mqd swap ha sync|async [--admin HOST:PORT]
                                    switch a running master's replication mode
                                    (admin endpoint, default 127.0.0.1:10913)
+  mqd reload [--admin HOST:PORT]   re-read the running daemon's configuration (like SIGHUP)
   mqd version                      print the version
   mqd help                         print this help
 
@@ -206,6 +207,8 @@ func dispatch(args []string, sys IO) error {
 		return printConfig(&o, sys)
 	case "swap":
 		return runSwap(rest, sys)
+	case "reload":
+		return runReload(rest, sys)
 	case "version":
 		if len(rest) > 0 {
 			return usageError{fmt.Sprintf("mqd version: unexpected argument %q", rest[0])}
@@ -389,6 +392,7 @@ func runDaemon(mode string, o *options, sys IO) error {
 		return err
 	}
 	k := kernel.New(cfg, logger)
+	registerReloadEndpoint(k, mode, o, sys, logger)
 	if err := k.Load(ctx, daemonModules(mode, cfg)...); err != nil {
 		if s := sig.received(); s != nil {
 			// Stopped while starting: Load has cleaned up what it provisioned.
@@ -407,7 +411,7 @@ wait:
 	for {
 		select {
 		case <-sig.hup:
-			reload(ctx, k, mode, o, sys, logger)
+			_, _ = reload(ctx, k, mode, o, sys, logger)
 		case <-sig.stopping:
 			break wait
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -91,13 +92,14 @@ func (s *signals) close() {
 	s.wg.Wait()
 }
 
-// reload re-reads the configuration on SIGHUP and lets the kernel apply what
-// may change live; a refused reload leaves everything as it was.
-func reload(ctx context.Context, k *kernel.Kernel, mode string, o *options, sys IO, logger zerolog.Logger) {
+// reload re-reads the configuration (SIGHUP, or POST /reload on the admin
+// endpoint) and lets the kernel apply what may change live; a refused reload
+// leaves everything as it was. It returns the changed keys.
+func reload(ctx context.Context, k *kernel.Kernel, mode string, o *options, sys IO, logger zerolog.Logger) ([]string, error) {
 	cfg, err := loadConfig(mode, o, sys)
 	if err != nil {
 		logger.Error().Err(err).Msg("reload: configuration not loaded; nothing changed")
-		return
+		return nil, fmt.Errorf("configuration not loaded; nothing changed: %w", err)
 	}
 	// Values derived at startup (the embedded mode's free name-server port
 	// and the broker's namesrvAddr pointing at it) stay as they were.
@@ -106,7 +108,7 @@ func reload(ctx context.Context, k *kernel.Kernel, mode string, o *options, sys 
 		if strings.HasPrefix(cur.Source(p), "embedded") && strings.HasPrefix(cfg.Source(p), "embedded") {
 			if err := cfg.Set(p, cur.Get(p), cur.Source(p)); err != nil {
 				logger.Error().Err(err).Msg("reload: configuration not loaded; nothing changed")
-				return
+				return nil, err
 			}
 		}
 	}
@@ -119,4 +121,5 @@ func reload(ctx context.Context, k *kernel.Kernel, mode string, o *options, sys 
 	default:
 		logger.Info().Strs("changed", changed).Msg("reload applied")
 	}
+	return changed, err
 }

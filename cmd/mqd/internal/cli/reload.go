@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/kernel"
+)
+
+// registerReloadEndpoint adds POST /reload to the admin endpoint: the same
+// reload as SIGHUP (re-read every layer, diff, refuse what cannot change live,
+// nothing half-applied), answering the changed keys or the reason for refusal.
+func registerReloadEndpoint(k *kernel.Kernel, mode string, o *options, sys IO, logger zerolog.Logger) {
+	k.Admin().Handle(kernel.AdminHandler{Path: "/reload", Methods: []string{http.MethodPost},
+		Doc: "re-read the configuration and apply what may change live (like SIGHUP)",
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			changed, err := reload(r.Context(), k, mode, o, sys, logger)
+			w.Header().Set("Content-Type", "application/json")
+			out := map[string]any{"changed": changed}
+			status := http.StatusOK
+			if err != nil {
+				out["error"] = err.Error()
+				status = http.StatusConflict
+			}
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(out)
+		})})
+}
+
+const reloadUsage = "usage: mqd reload [--admin HOST:PORT] [--token TOKEN]"
+
+// runReload asks a running daemon to reload its configuration through the
+// admin endpoint and prints the answer; a refused reload exits 1.
+func runReload(args []string, sys IO) error {
+	fs := flag.NewFlagSet("mqd reload", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	adminAddr := fs.String("admin", "127.0.0.1:10913", "")
+	token := fs.String("token", "", "")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return usageError{reloadUsage}
+	}
+	if len(rest) > 0 {
+		return usageError{reloadUsage}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+*adminAddr+"/reload", nil)
+	if err != nil {
+		return err
+	}
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reload: admin endpoint %s: %w", *adminAddr, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	fmt.Fprintln(sys.Stdout, strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reload refused (HTTP %d); the running configuration stays", resp.StatusCode)
+	}
+	return nil
+}
