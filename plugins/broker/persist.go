@@ -2,11 +2,15 @@ package broker
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+
+	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
 // Metadata file names under <storePathRootDir>/config, as RocketMQ names them.
@@ -100,4 +104,24 @@ func loadFileWithBak(path string, decode func([]byte) error) (found bool, usedBa
 		return false, false, fmt.Errorf("%s.bak: %w", path, err)
 	}
 	return true, true, nil
+}
+
+// encodeTable encodes a metadata table: pretty (tabs, as RocketMQ's files are)
+// for the files on disk, compact for the wire.
+func encodeTable(v any, pretty bool) ([]byte, error) {
+	if pretty {
+		return json.MarshalIndent(v, "", "\t")
+	}
+	return body.Marshal(v)
+}
+
+// persistWith writes a table's file, one writer at a time.
+func persistWith(mu *sync.Mutex, path string, encode func(pretty bool) ([]byte, error)) error {
+	mu.Lock()
+	defer mu.Unlock()
+	data, err := encode(true)
+	if err != nil {
+		return err
+	}
+	return writeFileSafe(path, data)
 }

@@ -464,22 +464,14 @@ func (r *extReader) str(key string, required bool) string {
 }
 
 func (r *extReader) int64(key string, required bool, def int64) int64 {
-	v, ok := r.req.ExtFields[key]
-	if !ok || v == "" {
-		if required {
-			r.fail("the custom field <" + key + "> is null")
-		}
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		r.fail("the custom field <" + key + "> is not a number: " + strconv.Quote(v))
-		return def
-	}
-	return n
+	return r.parseInt(key, required, def, 64, "a number")
 }
 
 func (r *extReader) int32(key string, required bool, def int32) int32 {
+	return int32(r.parseInt(key, required, int64(def), 32, "a 32-bit number"))
+}
+
+func (r *extReader) parseInt(key string, required bool, def int64, bits int, what string) int64 {
 	v, ok := r.req.ExtFields[key]
 	if !ok || v == "" {
 		if required {
@@ -487,12 +479,12 @@ func (r *extReader) int32(key string, required bool, def int32) int32 {
 		}
 		return def
 	}
-	n, err := strconv.ParseInt(v, 10, 32)
+	n, err := strconv.ParseInt(v, 10, bits)
 	if err != nil {
-		r.fail("the custom field <" + key + "> is not a 32-bit number: " + strconv.Quote(v))
+		r.fail("the custom field <" + key + "> is not " + what + ": " + strconv.Quote(v))
 		return def
 	}
-	return int32(n)
+	return n
 }
 
 func (r *extReader) bool(key string) bool {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -162,19 +161,10 @@ func (m *SubscriptionGroupManager) Snapshot() (map[string]body.SubscriptionGroup
 
 func (m *SubscriptionGroupManager) encode(pretty bool) ([]byte, error) {
 	table, v := m.Snapshot()
-	w := body.SubscriptionGroupWrapper{SubscriptionGroupTable: table, DataVersion: v}
-	if pretty {
-		return json.MarshalIndent(&w, "", "\t")
-	}
-	return body.Marshal(&w)
+	return encodeTable(&body.SubscriptionGroupWrapper{SubscriptionGroupTable: table, DataVersion: v}, pretty)
 }
 
+// persist writes subscriptionGroup.json.
 func (m *SubscriptionGroupManager) persist() error {
-	m.persistMu.Lock()
-	defer m.persistMu.Unlock()
-	data, err := m.encode(true)
-	if err != nil {
-		return err
-	}
-	return writeFileSafe(m.path, data)
+	return persistWith(&m.persistMu, m.path, m.encode)
 }

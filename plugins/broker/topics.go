@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -352,20 +351,10 @@ func (m *TopicConfigManager) kickRegister() {
 // encode returns topics.json content (fastjson-style: tabs, keys sorted).
 func (m *TopicConfigManager) encode(pretty bool) ([]byte, error) {
 	table, v := m.Snapshot()
-	w := body.TopicConfigSerializeWrapper{DataVersion: v, TopicConfigTable: table}
-	if pretty {
-		return json.MarshalIndent(&w, "", "\t")
-	}
-	return body.Marshal(&w)
+	return encodeTable(&body.TopicConfigSerializeWrapper{DataVersion: v, TopicConfigTable: table}, pretty)
 }
 
 // persist writes topics.json.
 func (m *TopicConfigManager) persist() error {
-	m.persistMu.Lock()
-	defer m.persistMu.Unlock()
-	data, err := m.encode(true)
-	if err != nil {
-		return err
-	}
-	return writeFileSafe(m.path, data)
+	return persistWith(&m.persistMu, m.path, m.encode)
 }
