@@ -391,14 +391,10 @@ func TestShutdownWaitsForInFlightHandler(t *testing.T) {
 
 	shut := make(chan error, 1)
 	go func() { shut <- ts.Shutdown(context.Background()) }()
-	// Once the listener is closed, Shutdown is waiting for the handler.
-	waitFor(t, "listener closed", func() bool {
-		nc, err := net.DialTimeout("tcp", ts.addr, time.Second)
-		if err == nil {
-			nc.Close()
-		}
-		return err != nil
-	})
+	// Once the server is shutting down, Shutdown is waiting for the handler.
+	// (Probing the listener by dialing would add a connection of its own,
+	// whose OnClose the count below would see.)
+	waitFor(t, "server shutting down", ts.isShutting)
 	// New requests are refused while draining.
 	rc.send(&Command{Code: PullMessage, Opaque: 2})
 	if resp := rc.recv(); resp.Opaque != 2 || resp.Code != ServiceNotAvailable {
