@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/mqd/mqd/plugins/broker"
 )
 
 // ownedOf returns the queues of topic that pc owns, sorted by queue ID.
@@ -206,10 +208,10 @@ func TestPullFromOffset(t *testing.T) {
 		r, err := pull.PullFrom(ctx, &q, n, 1)
 		ch <- pulled{r, err, time.Now()}
 	}()
-	// No client-visible signal says that the pull is parked; half a second is
-	// ages for a loopback round trip. (If it is not parked yet it returns the
-	// message at once, and the test still holds.)
-	time.Sleep(500 * time.Millisecond)
+	// The broker says when the pull is parked; only then is the send an
+	// arrival that must wake it.
+	br := c.Module("app.broker").(*broker.Broker)
+	WaitFor(t, 10*time.Second, func() bool { return br.ParkedPulls() > 0 }, "the pull is parked")
 	m := primitive.NewMessage(topic, []byte("late"))
 	q = mq
 	m.Queue = &q

@@ -242,3 +242,7 @@ func (s *PullHoldService) loop() {
 		}
 	}
 }
+
+// ParkedPulls is how many pulls are parked waiting for messages (operators'
+// status and tests that must know a pull is parked before they send).
+func (b *Broker) ParkedPulls() int { return b.pullHold.Parked() }
