@@ -29,7 +29,9 @@ type Cluster struct {
 	// Files holds each broker's config file (a copy that tests may edit for a
 	// SIGHUP reload).
 	Files map[string]string
-	Mode  string
+	// Stores holds each broker's storePathRootDir.
+	Stores map[string]string
+	Mode   string
 }
 
 // configsDir is the repository's configs directory.
@@ -44,6 +46,9 @@ type Options struct {
 	Brokers  []string // subset of broker-a, broker-a-s, broker-b, broker-b-s (nil: all)
 	Namesrvs int      // 0: 3
 	Extra    []string // --set overrides for every broker
+	// NamesrvExtra are --set overrides for every name server (for example
+	// namesrv.brokerChannelExpiredTime=4000).
+	NamesrvExtra []string
 }
 
 // Start starts name servers and brokers; everything stops at test cleanup.
@@ -56,11 +61,15 @@ func Start(t *testing.T, o Options) *Cluster {
 		o.Brokers = []string{"broker-a", "broker-b", "broker-a-s", "broker-b-s"}
 	}
 	dir := filepath.Join(configsDir(), "2m-2s-"+o.Mode)
-	c := &Cluster{Brokers: map[string]*tests.Process{}, Files: map[string]string{}, Mode: o.Mode}
+	c := &Cluster{Brokers: map[string]*tests.Process{}, Files: map[string]string{}, Stores: map[string]string{}, Mode: o.Mode}
 	var addrs []string
 	for range o.Namesrvs {
-		p := tests.StartProcess(t, "namesrv", "-c", filepath.Join(dir, "namesrv.properties"),
-			"--set", "listenPort="+strconv.Itoa(tests.FreePort(t)), "--log-format", "json")
+		args := []string{"namesrv", "-c", filepath.Join(dir, "namesrv.properties"),
+			"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)), "--log-format", "json"}
+		for _, e := range o.NamesrvExtra {
+			args = append(args, "--set", e)
+		}
+		p := tests.StartProcess(t, args...)
 		c.Namesrv = append(c.Namesrv, p)
 		addrs = append(addrs, p.NameSrvAddr)
 	}
@@ -76,10 +85,11 @@ func Start(t *testing.T, o Options) *Cluster {
 			t.Fatal(err)
 		}
 		c.Files[name] = file
+		c.Stores[name] = filepath.Join(tmp, name, "store")
 		args := []string{"broker", "-c", file, "-n", c.NamesrvArg, "--log-format", "json",
 			"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)),
 			"--set", "haListenPort=" + strconv.Itoa(tests.FreePort(t)),
-			"--set", "storePathRootDir=" + filepath.Join(tmp, name, "store"),
+			"--set", "storePathRootDir=" + c.Stores[name],
 			"--set", "brokerIP1=127.0.0.1",
 			"--set", "mappedFileSizeCommitLog=4194304",
 			"--set", "haSendHeartbeatInterval=500",

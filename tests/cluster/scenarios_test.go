@@ -23,6 +23,7 @@ func haStatus(t *testing.T, p *tests.Process) (st struct {
 	Mode         string `json:"mode"`
 	MaxPhyOffset int64  `json:"maxPhyOffset"`
 	Connected    bool   `json:"connected"`
+	Diverged     string `json:"diverged"`
 }, ok bool) {
 	t.Helper()
 	m := adminAddrRe.FindAllStringSubmatch(p.Logs(), -1)
