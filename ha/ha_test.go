@@ -83,3 +83,35 @@ func TestAsyncAlwaysOK(t *testing.T) {
 		t.Fatal(st)
 	}
 }
+
+// TestSyncWaitersIndependent: a wait that cannot be confirmed neither delays
+// the ones confirmed meanwhile nor outlives its own deadline (one waker serves
+// every wait in progress).
+func TestSyncWaitersIndependent(t *testing.T) {
+	p := hatest.NewPair(t)
+	p.StartSlave(t)
+	r := factory(ha.SyncID)(t)
+	r.Attach(p.MasterHA)
+	p.Put(t, "warm")
+	p.WaitCaughtUp(t)
+	stuck := make(chan storage.PutStatus, 1)
+	go func() { stuck <- r.Await(p.Master.MaxPhyOffset() + 512<<10) }() // within haSlaveFallbehindMax, beyond the 20 messages
+	for i := range 20 {
+		if st := r.Await(p.Put(t, fmt.Sprintf("m%d", i))); st != storage.PutOK {
+			t.Fatalf("message %d beside a stuck wait: %v", i, st)
+		}
+	}
+	select {
+	case st := <-stuck:
+		t.Fatalf("unconfirmable wait answered %v before its deadline", st)
+	default:
+	}
+	select {
+	case st := <-stuck:
+		if st != storage.PutFlushSlaveTimeout {
+			t.Fatalf("unconfirmable wait: %v", st)
+		}
+	case <-time.After(hatest.Timeout + 10*time.Second):
+		t.Fatal("unconfirmable wait never timed out")
+	}
+}

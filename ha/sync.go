@@ -24,6 +24,11 @@ type Sync struct {
 	stopOnce     sync.Once
 	provisioned  bool
 	syncFlushMax int64
+
+	mu      sync.Mutex
+	waiting []*waiter   // in arrival order
+	waking  bool        // the waker goroutine runs
+	timer   *time.Timer // the waker's, reused across its runs
 }
 
 // MQDModule implements kernel.Module.
@@ -88,13 +93,19 @@ func (s *Sync) Ready(end int64) error {
 	return nil
 }
 
-var timers = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}}
+// waiter is one Await in progress; pooled, so that waiting allocates nothing.
+type waiter struct {
+	end      int64
+	deadline time.Time
+	done     chan storage.PutStatus // capacity 1: the waker never blocks
+}
 
-// Await implements Replicator.
+var waiters = sync.Pool{New: func() any { return &waiter{done: make(chan storage.PutStatus, 1)} }}
+
+// Await implements Replicator. A waiting call registers with the waker (one
+// goroutine, running only while calls wait) instead of watching the
+// confirmations itself: each confirmation then wakes the calls it satisfies,
+// not every call in progress, and one timer serves every deadline.
 func (s *Sync) Await(end int64) storage.PutStatus {
 	src := s.src
 	if src == nil {
@@ -108,32 +119,84 @@ func (s *Sync) Await(end int64) storage.PutStatus {
 		return storage.PutSlaveNotAvailable
 	}
 	src.Notify()
-	var t *time.Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-			timers.Put(t)
-		}
-	}()
+	w := waiters.Get().(*waiter)
+	w.end, w.deadline = end, time.Now().Add(s.timeout)
+	s.mu.Lock()
+	// Checked under the lock after the waker last looked: a confirmation
+	// raised since is either seen here or wakes the waker, which then sees w.
+	if src.AckedOffset() >= end {
+		s.mu.Unlock()
+		waiters.Put(w)
+		return storage.PutOK
+	}
+	select {
+	case <-s.stopped:
+		s.mu.Unlock()
+		waiters.Put(w)
+		return storage.PutFlushSlaveTimeout
+	default:
+	}
+	s.waiting = append(s.waiting, w)
+	if !s.waking {
+		s.waking = true
+		go s.wake()
+	}
+	s.mu.Unlock()
+	st := <-w.done
+	waiters.Put(w)
+	return st
+}
+
+// wake answers the waiting calls as confirmations arrive or deadlines pass,
+// and returns once none waits. Calls wait in arrival order, hence in deadline
+// order (one timeout for all): the first one's deadline is the next to pass.
+func (s *Sync) wake() {
 	for {
-		ch := src.AckChanged()
-		if src.AckedOffset() >= end {
-			return storage.PutOK
+		ch := s.src.AckChanged()
+		acked := s.src.AckedOffset()
+		now := time.Now()
+		s.mu.Lock()
+		kept := s.waiting[:0]
+		for _, w := range s.waiting {
+			switch {
+			case acked >= w.end:
+				w.done <- storage.PutOK
+			case !now.Before(w.deadline):
+				w.done <- storage.PutFlushSlaveTimeout
+			default:
+				kept = append(kept, w)
+			}
 		}
-		if t == nil {
-			t = timers.Get().(*time.Timer)
-			t.Reset(s.timeout)
+		clear(s.waiting[len(kept):])
+		s.waiting = kept
+		if len(kept) == 0 {
+			s.waking = false
+			s.mu.Unlock()
+			return
+		}
+		next := kept[0].deadline.Sub(now)
+		s.mu.Unlock()
+		if s.timer == nil {
+			s.timer = time.NewTimer(next)
+		} else {
+			s.timer.Reset(next)
 		}
 		select {
 		case <-ch:
-		case <-t.C:
-			if src.AckedOffset() >= end {
-				return storage.PutOK
-			}
-			return storage.PutFlushSlaveTimeout
+		case <-s.timer.C:
 		case <-s.stopped:
-			return storage.PutFlushSlaveTimeout
+			s.mu.Lock()
+			for _, w := range s.waiting {
+				w.done <- storage.PutFlushSlaveTimeout
+			}
+			clear(s.waiting)
+			s.waiting = s.waiting[:0]
+			s.waking = false
+			s.timer.Stop()
+			s.mu.Unlock()
+			return
 		}
+		s.timer.Stop()
 	}
 }
 

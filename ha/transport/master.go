@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -214,10 +215,13 @@ func (mc *masterConn) readLoop() {
 	defer mc.m.wg.Done()
 	defer mc.close()
 	var buf [8]byte
+	// Buffered so that reports which arrived together cost one read and
+	// raise the confirmation once, to the newest of them.
+	r := bufio.NewReaderSize(mc.c, 512)
 	first := true
 	for {
 		_ = mc.c.SetReadDeadline(time.Now().Add(mc.m.opts.Housekeeping))
-		if _, err := io.ReadFull(mc.c, buf[:]); err != nil {
+		if _, err := io.ReadFull(r, buf[:]); err != nil {
 			select {
 			case <-mc.done:
 			default:
@@ -256,11 +260,18 @@ func (mc *masterConn) readLoop() {
 			}
 			continue
 		}
-		if v < 0 || v > max {
-			// RocketMQ 4.9.8 closes the connection as well.
-			mc.m.log.Error().Str("slave", mc.addr).Int64("slaveOffset", v).Int64("masterMaxOffset", max).
-				Msg("HA: slave confirmed an offset beyond this master's log; closing")
-			return
+		for {
+			if v < 0 || v > max {
+				// RocketMQ 4.9.8 closes the connection as well.
+				mc.m.log.Error().Str("slave", mc.addr).Int64("slaveOffset", v).Int64("masterMaxOffset", max).
+					Msg("HA: slave confirmed an offset beyond this master's log; closing")
+				return
+			}
+			if r.Buffered() < len(buf) {
+				break
+			}
+			_, _ = io.ReadFull(r, buf[:]) // buffered: cannot fail
+			v = int64(binary.BigEndian.Uint64(buf[:]))
 		}
 		mc.ack.Store(v)
 		mc.m.raiseAck(v)
