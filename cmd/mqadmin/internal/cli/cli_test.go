@@ -162,7 +162,13 @@ func TestTopicCommands(t *testing.T) {
 		}
 	})
 	t.Run("queryMsgByKey", func(t *testing.T) {
-		out := must(t, ns, "queryMsgByKey", "-t", topic, "-k", "opskey")
+		// The index is built behind the commit log (as RocketMQ's reput
+		// does), so a key becomes queryable shortly after the send.
+		var out string
+		tests.WaitFor(t, 10*time.Second, func() bool {
+			out = must(t, ns, "queryMsgByKey", "-t", topic, "-k", "opskey")
+			return len(lines(out)) > 1
+		}, "the key is indexed")
 		l := lines(out)
 		if l[0] != fmt.Sprintf("%-50s %4s %40s", "#Message ID", "#QID", "#Offset") || len(l) != 2 ||
 			!strings.HasPrefix(l[1], res.OffsetMsgID) {
