@@ -85,6 +85,7 @@ func waitAddr(t *testing.T, m *Module) string {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
+	slowRelease = make(chan struct{}) // a fresh gate for every run (-count)
 	k, m, started := startKernel(t)
 	base := waitAddr(t, m)
 	if code, body := get(t, base+"/healthz", ""); code != 200 || !strings.Contains(body, `"ok"`) {
