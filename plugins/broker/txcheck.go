@@ -451,11 +451,19 @@ func (t *txService) round(now time.Time) {
 		if err == nil {
 			half, err = message.Decode(rec)
 		}
-		if err != nil || clo < minPhy {
+		if clo < minPhy {
 			if t.remove(h) {
 				b.log.Warn().Int64("halfOffset", h).Int64("commitLogOffset", clo).
 					Msg("transaction half message no longer in the commit log; forgetting it")
 			}
+			continue
+		}
+		if err != nil {
+			// Still inside the log but unreadable (a damaged record): keep it
+			// pending and say so every round rather than lose the transaction
+			// without a trace.
+			b.log.Error().Err(err).Int64("halfOffset", h).Int64("commitLogOffset", clo).
+				Msg("transaction half message cannot be read; it stays pending")
 			continue
 		}
 		if !checking {
@@ -463,6 +471,11 @@ func (t *txService) round(now time.Time) {
 		}
 		if int(checks) >= cfg.TransactionCheckMax {
 			t.discard(h, half, checks)
+			// Record the discard now: a crash before the periodic save would
+			// reload the entry and copy it to the discard topic twice.
+			if err := t.persist(); err != nil {
+				b.log.Error().Err(err).Msg("saving the transaction check state after a discard failed")
+			}
 			continue
 		}
 		group := message.Property(half.Properties, message.PropertyProducerGroup)

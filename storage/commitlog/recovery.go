@@ -196,8 +196,10 @@ func (s *Store) scanCommitLog(files []*mappedFile, from int64, dispatch bool) (e
 			rec := mf.data[pos : pos+int64(size)]
 			if dispatch {
 				if err := s.dispatchRecord(rec, mf.from+pos); errors.Is(err, errBadQueueOffset) {
+					// Damaged outside the CRC: report it and leave it out of its
+					// queue (as redispatch does), but keep the intact records
+					// after it.
 					s.reportCorrupt(mf.from+pos, err)
-					return end, lastTs, nil // damaged outside the CRC: the log ends here
 				} else if err != nil {
 					return end, lastTs, err
 				}
