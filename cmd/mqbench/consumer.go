@@ -58,15 +58,8 @@ func parseConsumerFlags(args []string, stderr io.Writer) (consumerOptions, error
 	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-second lines to stderr)")
 	fs.DurationVar(&o.duration, "d", 0, "how long to run (0 = until interrupted)")
 	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return o, err
-		}
-		return o, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mqbench consumer: unexpected argument %q\n", fs.Arg(0))
-		return o, errUsage
+	if err := parseArgs(fs, args, stderr); err != nil {
+		return o, err
 	}
 	switch {
 	case o.topic == "":

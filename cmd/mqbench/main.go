@@ -90,3 +90,20 @@ func splitAddrs(s string) []string {
 	}
 	return out
 }
+
+// parseArgs parses a mode's flags; extra arguments are a usage error. It
+// returns flag.ErrHelp for -h and errUsage for anything the flag package
+// already reported.
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}

@@ -101,15 +101,8 @@ func parseProducerFlags(args []string, stderr io.Writer) (producerOptions, error
 	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
 	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return o, err
-		}
-		return o, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mqbench producer: unexpected argument %q\n", fs.Arg(0))
-		return o, errUsage
+	if err := parseArgs(fs, args, stderr); err != nil {
+		return o, err
 	}
 	switch {
 	case o.threads < 1:
@@ -232,10 +225,7 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	close(stopReport)
 	<-reportDone
 
-	all := newHistogram()
-	for _, h := range hists {
-		all.Merge(h)
-	}
+	all := mergeHistograms(hists)
 	end := st.snapshot(time.Now())
 	sum := ProducerSummary{
 		Mode:           "producer",

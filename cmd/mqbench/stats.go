@@ -99,3 +99,12 @@ func ratePerSecond(n int64, d time.Duration) int64 {
 	}
 	return int64(float64(n) / d.Seconds())
 }
+
+// mergeHistograms adds the per-goroutine histograms into one.
+func mergeHistograms(hs []*hdrhistogram.Histogram) *hdrhistogram.Histogram {
+	all := newHistogram()
+	for _, h := range hs {
+		all.Merge(h)
+	}
+	return all
+}

@@ -75,15 +75,8 @@ func parseTxFlags(args []string, stderr io.Writer) (txOptions, error) {
 	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-interval lines to stderr)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
 	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return o, err
-		}
-		return o, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mqbench transaction: unexpected argument %q\n", fs.Arg(0))
-		return o, errUsage
+	if err := parseArgs(fs, args, stderr); err != nil {
+		return o, err
 	}
 	rate := func(v float64) bool { return v >= 0 && v <= 1 }
 	switch {
@@ -292,10 +285,7 @@ func runTransaction(ctx context.Context, args []string, stdout, stderr io.Writer
 	close(stopReport)
 	<-reportDone
 
-	all := newHistogram()
-	for _, h := range hists {
-		all.Merge(h)
-	}
+	all := mergeHistograms(hists)
 	sum := TransactionSummary{Mode: "transaction", Topic: o.topic, Threads: o.threads, MessageSize: o.size,
 		ElapsedSec: elapsed.Seconds(), Sent: st.ok.Load(), SendFailed: st.failed.Load(),
 		TPS: ratePerSecond(st.ok.Load(), elapsed), MaxRTMs: maxRT.Load() / 1000, Checks: st.checks.Load(),

@@ -11,30 +11,12 @@ import (
 
 // TagsHashCode is the consume-queue tags code: Java's String.hashCode of the tags
 // (over UTF-16 code units), sign-extended to 64 bits. Empty tags hash to 0.
-func TagsHashCode(tags string) int64 {
-	var h int32
-	for i := 0; i < len(tags); {
-		c := tags[i]
-		if c < utf8.RuneSelf {
-			h = 31*h + int32(c)
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(tags[i:])
-		i += n
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-		} else {
-			h = 31*h + int32(r)
-		}
-	}
-	return int64(h)
-}
+func TagsHashCode(tags string) int64 { return tagsHash(tags) }
 
 // TagsHashCodeBytes is TagsHashCode over bytes.
-func TagsHashCodeBytes(tags []byte) int64 {
+func TagsHashCodeBytes(tags []byte) int64 { return tagsHash(tags) }
+
+func tagsHash[T string | []byte](tags T) int64 {
 	var h int32
 	for i := 0; i < len(tags); {
 		c := tags[i]
@@ -43,7 +25,15 @@ func TagsHashCodeBytes(tags []byte) int64 {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRune(tags[i:])
+		// Non-ASCII tags are rare; a rune is at most 4 bytes.
+		var r rune
+		var n int
+		switch t := any(tags[i:min(i+utf8.UTFMax, len(tags))]).(type) {
+		case string:
+			r, n = utf8.DecodeRuneInString(t)
+		case []byte:
+			r, n = utf8.DecodeRune(t)
+		}
 		i += n
 		if r >= 0x10000 {
 			r -= 0x10000
