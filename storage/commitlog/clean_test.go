@@ -2,8 +2,10 @@ package commitlog
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +24,18 @@ func waitT(t *testing.T, cond func() bool, format string, args ...any) {
 	}
 }
 
-func setProbe(s *Store, ratio *float64) {
-	f := func(string) (float64, error) { return *ratio, nil }
+// fakeRatio is the disk usage a test makes the cleaner see; the cleaner reads
+// it from its own goroutine.
+type fakeRatio struct{ bits atomic.Uint64 }
+
+func (r *fakeRatio) set(v float64) { r.bits.Store(math.Float64bits(v)) }
+
+func setProbe(s *Store, v float64) *fakeRatio {
+	r := new(fakeRatio)
+	r.set(v)
+	f := func(string) (float64, error) { return math.Float64frombits(r.bits.Load()), nil }
 	s.clean.probe.Store(&f)
+	return r
 }
 
 func fillFiles(t *testing.T, s *Store, topic string, files int) []storage.PutResult {
@@ -49,8 +60,7 @@ func TestRetentionManualDeletion(t *testing.T) {
 	opts.DeleteWhen = fmt.Sprint((time.Now().Hour() + 12) % 24) // not now
 	s := openT(t, opts)
 	defer closeT(t, s)
-	ratio := 0.1
-	setProbe(s, &ratio)
+	setProbe(s, 0.1)
 	res := fillFiles(t, s, "RT", 5)
 	WaitQueryT(t, s, "RT", fmt.Sprintf("key%d", len(res)-1))
 
@@ -117,8 +127,7 @@ func TestRetentionKeepsYoungFiles(t *testing.T) {
 	opts.FileReservedTime = 1
 	s := openT(t, opts)
 	defer closeT(t, s)
-	ratio := 0.1
-	setProbe(s, &ratio)
+	setProbe(s, 0.1)
 	fillFiles(t, s, "RY", 3)
 	s.ExecuteDeleteFilesManually()
 	waitT(t, func() bool { return s.clean.manualRounds.Load() < 15 }, "cleaner did not run")
@@ -135,11 +144,10 @@ func TestDiskFullAndForcedClean(t *testing.T) {
 	opts.CleanResourceInterval = 10
 	s := openT(t, opts)
 	defer closeT(t, s)
-	ratio := 0.5
-	setProbe(s, &ratio)
+	ratio := setProbe(s, 0.5)
 	fillFiles(t, s, "DF", 4)
 
-	ratio = 0.95
+	ratio.set(0.95)
 	waitT(t, s.DiskFull, "disk-full flag not raised")
 	if r := s.Put(storetest.Msg("DF", 0, "refused", "")); r.Status != storage.PutDiskFull || r.Err == nil {
 		t.Fatalf("put on a full disk: %v %v", r.Status, r.Err)
@@ -152,7 +160,7 @@ func TestDiskFullAndForcedClean(t *testing.T) {
 	lastFile := s.MaxPhyOffset() - s.MaxPhyOffset()%opts.MappedFileSizeCommitLog
 	waitT(t, func() bool { return s.MinPhyOffset() == lastFile }, "forced clean: min %d, want %d", s.MinPhyOffset(), lastFile)
 
-	ratio = 0.6
+	ratio.set(0.6)
 	waitT(t, func() bool { return !s.DiskFull() }, "disk-full flag not cleared")
 	if r := s.Put(storetest.Msg("DF", 0, "resumed", "")); r.Status != storage.PutOK {
 		t.Fatalf("put after space returned: %v %v", r.Status, r.Err)

@@ -17,6 +17,7 @@ import (
 type commitLog struct {
 	q            *fileQueue
 	fileSize     int64
+	writeBuf     bool         // appends are staged in a write buffer (writebuffer.go)
 	flushedWhere atomic.Int64 // global offset below which everything is fsynced
 	lastPutTs    atomic.Int64 // store time of the newest appended record
 	lastRecStart atomic.Int64 // offset of the newest appended record (-1: none since open)
@@ -38,23 +39,36 @@ func (c *commitLog) preallocate(from int64) {
 	go func() {
 		defer close(p.done)
 		p.mf, p.err = createMappedFile(c.q.dir, from, c.fileSize)
+		if p.err == nil && c.writeBuf {
+			if p.err = p.mf.attachWriteBuffer(); p.err != nil {
+				p.mf.destroy(false)
+			}
+		}
 	}()
 }
 
 // fileFor returns the file the next n bytes go to (put lock held). When they do
 // not fit in the current file with room left for the blank record, it writes
 // the blank record, rolls to the next file and preallocates the one after.
-func (c *commitLog) fileFor(n int64) (*mappedFile, error) {
+// With the write buffer, the full file is committed before its successor joins
+// the queue.
+func (s *Store) fileFor(n int64) (*mappedFile, error) {
+	c := s.cl
 	last := c.q.last()
 	if last != nil {
-		wrote := last.wrote.Load()
+		wrote := last.appendPos()
 		if wrote+n+message.BlankRecordMinSize <= last.size {
 			return last, nil
 		}
 		if wrote < last.size {
 			// END_OF_FILE: the rest of the file is one blank record.
-			message.PutBlankRecord(last.data[wrote:], int32(last.size-wrote))
-			last.wrote.Store(last.size)
+			message.PutBlankRecord(last.appendArea()[wrote:], int32(last.size-wrote))
+			last.setAppendPos(last.size)
+		}
+		if last.wbuf != nil {
+			if err := s.retireWriteBuffer(last); err != nil {
+				return nil, err
+			}
 		}
 	}
 	from := int64(0)
@@ -78,9 +92,16 @@ func (c *commitLog) fileFor(n int64) (*mappedFile, error) {
 	}
 	if mf == nil {
 		var err error
-		if mf, err = c.q.newFile(from); err != nil {
+		if mf, err = c.q.create(from); err != nil {
 			return nil, err
 		}
+		if c.writeBuf {
+			if err := mf.attachWriteBuffer(); err != nil {
+				mf.destroy(false)
+				return nil, err
+			}
+		}
+		c.q.appendFile(mf)
 	}
 	c.preallocate(from + c.fileSize)
 	return mf, nil
@@ -189,12 +210,12 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	}
 	now = max(now, s.lastStoreTs)
 	s.lastStoreTs = now
-	mf, err := s.cl.fileFor(int64(total))
+	mf, err := s.fileFor(int64(total))
 	if err != nil {
 		unlock()
 		return storage.PutResult{Status: s.createFailedStatus(err), Err: err}
 	}
-	pos := mf.wrote.Load()
+	pos := mf.appendPos()
 	phy := mf.from + pos
 	firstQ := int64(-1)
 	var offsets []int64
@@ -229,8 +250,8 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	if s.syncFlush {
 		s.pendMu.Lock()
 	}
-	copy(mf.data[pos:], buf)
-	mf.wrote.Store(pos + int64(total))
+	copy(mf.appendArea()[pos:], buf)
+	mf.setAppendPos(pos + int64(total))
 	s.cl.lastPutTs.Store(now)
 	s.cl.lastRecStart.Store(phy + int64(lastOff)) // after wrote: a flush that sees it covers the record
 

@@ -114,13 +114,13 @@ func (s *Store) groupCommitLoop() {
 }
 
 func (s *Store) syncFlushOnce() {
-	if s.cl.q.maxOffset() > s.cl.flushedWhere.Load() || s.pendingLen() > 0 {
+	if s.appendEnd() > s.cl.flushedWhere.Load() || s.pendingLen() > 0 {
 		// Let putters that are already runnable append first, so one fsync
 		// covers more of them (the woken waiters of the previous flush are
 		// usually about to put again): yield while appends keep arriving.
-		for i, prev := 0, s.cl.q.maxOffset(); i < 8; i++ {
+		for i, prev := 0, s.appendEnd(); i < 8; i++ {
 			runtime.Gosched()
-			cur := s.cl.q.maxOffset()
+			cur := s.appendEnd()
 			if cur == prev {
 				break
 			}
@@ -129,6 +129,10 @@ func (s *Store) syncFlushOnce() {
 		if h := s.beforeSync.Load(); h != nil {
 			(*h)()
 		}
+		if _, err := s.commitStaged(); err != nil {
+			s.broadcastFlushed()
+			return
+		}
 		flushed, err := s.flushCommitLog(0)
 		if err == nil {
 			s.dispatchPending(flushed)
@@ -136,6 +140,16 @@ func (s *Store) syncFlushOnce() {
 		}
 		s.broadcastFlushed()
 	}
+}
+
+// appendEnd is the end of the appended bytes, committed or staged.
+func (s *Store) appendEnd() int64 {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if f := s.cl.q.last(); f != nil {
+		return f.from + f.appendPos()
+	}
+	return 0
 }
 
 func (s *Store) pendingLen() int {

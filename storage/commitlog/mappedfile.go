@@ -31,6 +31,12 @@ type mappedFile struct {
 	wrote   atomic.Int64
 	flushed atomic.Int64
 
+	// Write buffer (writebuffer.go): appends are staged here up to staged
+	// and committed into the file; nil when appends go through the mapping.
+	wbuf     []byte
+	staged   atomic.Int64
+	released int64 // wbuf pages below this are handed back to the OS
+
 	// refs counts the owner's reference (1) plus readers holding the file.
 	// The mapping is released when it reaches 0 after destroy.
 	refs      atomic.Int64
@@ -123,6 +129,7 @@ func (m *mappedFile) hold() bool {
 // release drops a reference; the last one unmaps (and deletes when asked).
 func (m *mappedFile) release() {
 	if m.refs.Add(-1) == 0 {
+		m.freeWriteBuffer()
 		_ = unix.Munmap(m.data)
 		m.data = nil
 		_ = m.f.Close()
@@ -365,15 +372,20 @@ func (q *fileQueue) appendFile(mf *mappedFile) {
 
 // newFile creates the file at from and appends it.
 func (q *fileQueue) newFile(from int64) (*mappedFile, error) {
-	if err := os.MkdirAll(q.dir, 0o755); err != nil {
-		return nil, err
-	}
-	mf, err := createMappedFile(q.dir, from, q.fileSize)
+	mf, err := q.create(from)
 	if err != nil {
 		return nil, err
 	}
 	q.appendFile(mf)
 	return mf, nil
+}
+
+// create creates and maps the file at from without appending it.
+func (q *fileQueue) create(from int64) (*mappedFile, error) {
+	if err := os.MkdirAll(q.dir, 0o755); err != nil {
+		return nil, err
+	}
+	return createMappedFile(q.dir, from, q.fileSize)
 }
 
 // truncate sets the write position to offset: the file holding it keeps its
@@ -396,6 +408,10 @@ func (q *fileQueue) truncate(offset int64) error {
 			}
 			f.wrote.Store(pos)
 			f.flushed.Store(pos)
+			if f.wbuf != nil {
+				f.staged.Store(pos)
+				f.released = min(f.released, pos&^(pageSize-1))
+			}
 			keep = append(keep, f)
 			continue
 		}

@@ -42,6 +42,7 @@ type Store struct {
 	cqFileSize  int64
 	syncFlush   bool
 	syncTimeout time.Duration
+	commitMu    sync.Mutex // write buffer commits (writebuffer.go)
 
 	lockFile *os.File
 	cl       *commitLog
@@ -180,7 +181,7 @@ func (s *Store) Start() error {
 	if err != nil {
 		return fmt.Errorf("load commit log: %w", err)
 	}
-	s.cl = &commitLog{q: fq, fileSize: s.opts.MappedFileSizeCommitLog}
+	s.cl = &commitLog{q: fq, fileSize: s.opts.MappedFileSizeCommitLog, writeBuf: s.opts.UsesWriteBuffer()}
 	s.cl.lastRecStart.Store(-1)
 	s.lastDispatchRec.Store(-1)
 	if s.cqs, err = loadConsumeQueues(s.opts.ConsumeQueueDir(), s.cqFileSize); err != nil {
@@ -200,6 +201,13 @@ func (s *Store) Start() error {
 		Int64("maxPhyOffset", s.MaxPhyOffset()).Int("queues", len(s.cqs)).
 		Dur("took", time.Since(began)).Str("dir", root).Msg("message store recovered")
 
+	if s.cl.writeBuf {
+		if last := s.cl.q.last(); last != nil {
+			if err := last.attachWriteBuffer(); err != nil {
+				return err
+			}
+		}
+	}
 	if err := createAbort(s.opts.AbortPath()); err != nil {
 		return err
 	}
@@ -271,6 +279,9 @@ func (s *Store) Stop(ctx kernel.StopContext) error {
 		return fmt.Errorf("store stop: flushers did not finish: %w", ctx.Err())
 	}
 	var errs []error
+	if _, err := s.commitStaged(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := s.flushCommitLog(0); err != nil {
 		errs = append(errs, err)
 	}
