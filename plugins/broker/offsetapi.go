@@ -55,7 +55,7 @@ func (b *Broker) handleUpdateConsumerOffset(_ *remoting.Conn, req *remoting.Comm
 	if resp := r.failure(); resp != nil {
 		return resp
 	}
-	b.offsets.Commit(group, topic, qid, off)
+	b.commitClientOffset(group, topic, qid, off)
 	return remoting.NewResponse(remoting.Success, "")
 }
 

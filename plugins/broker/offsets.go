@@ -30,6 +30,13 @@ type ConsumerOffsetManager struct {
 	changes   uint64 // bumped by every change, under mu
 	persisted uint64 // changes at the last successful persist, under persistMu
 
+	// On a slave: the queues whose offset a client committed here and the
+	// master has not confirmed yet (slave.go). Under mu; unconfirmedSaved
+	// under persistMu.
+	unconfirmed        map[offsetKey]struct{}
+	unconfirmedChanges uint64
+	unconfirmedSaved   uint64
+
 	persistMu sync.Mutex
 }
 
