@@ -33,6 +33,7 @@ type Pair struct {
 	SlaveHA  *transport.Slave
 	dir      string
 	opts     transport.Options
+	tweaks   []func(*storage.Options)
 }
 
 // TransportOptions are short intervals for tests.
@@ -49,10 +50,11 @@ func StoreOptions(root string) storage.Options {
 }
 
 // NewPair opens a master store and its HA port; everything stops at cleanup.
-func NewPair(t testing.TB) *Pair {
+// Tweaks change the options of both stores.
+func NewPair(t testing.TB, tweaks ...func(*storage.Options)) *Pair {
 	t.Helper()
-	p := &Pair{dir: t.TempDir(), opts: TransportOptions()}
-	st, err := commitlog.Open(StoreOptions(filepath.Join(p.dir, "master")), zerolog.Nop())
+	p := &Pair{dir: t.TempDir(), opts: TransportOptions(), tweaks: tweaks}
+	st, err := commitlog.Open(p.storeOptions("master"), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func NewPair(t testing.TB) *Pair {
 // StartSlave opens (or reopens) the slave store and follows the master.
 func (p *Pair) StartSlave(t testing.TB) {
 	t.Helper()
-	o := StoreOptions(filepath.Join(p.dir, "slave"))
+	o := p.storeOptions("slave")
 	o.BrokerRole = storage.RoleSlave
 	st, err := commitlog.Open(o, zerolog.Nop())
 	if err != nil {
@@ -84,6 +86,14 @@ func (p *Pair) StartSlave(t testing.TB) {
 	p.SlaveHA = transport.NewSlave(st, p.opts)
 	p.SlaveHA.SetMasterAddr(p.MasterHA.Addr().String())
 	p.SlaveHA.Start()
+}
+
+func (p *Pair) storeOptions(name string) storage.Options {
+	o := StoreOptions(filepath.Join(p.dir, name))
+	for _, f := range p.tweaks {
+		f(&o)
+	}
+	return o
 }
 
 // StopSlave stops the slave transport and closes its store.

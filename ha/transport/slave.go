@@ -247,6 +247,12 @@ func (s *Slave) session(addr string) error {
 			}
 			return err
 		}
+		// Confirm once per burst: frames already received are appended
+		// first, so one report (one syscall each side, one wake-up of the
+		// master's waiters) covers them all.
+		if r.Buffered() >= headerSize {
+			continue
+		}
 		if err := report(); err != nil {
 			return err
 		}

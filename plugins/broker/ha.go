@@ -341,10 +341,27 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 	}
 	next := m.(ha.Replicator)
 	next.Attach(h.master)
+	// Ready once a slave has confirmed what was stored when the swap began;
+	// then the backlog that the load kept adding meanwhile is chased a few
+	// rounds more while it exceeds one transfer batch, so that the first
+	// sends under a sync mode do not all wait for it. A slave slower than the
+	// load never closes the gap: after those rounds the swap goes ahead.
 	target := h.repl.MaxPhyOffset()
+	chase := 3
 	rep, err := h.slot.Swap(ctx, kernel.SwapPlan[ha.Replicator]{
-		Next:    next,
-		Ready:   func(r ha.Replicator) error { return r.Ready(target) },
+		Next: next,
+		Ready: func(r ha.Replicator) error {
+			if err := r.Ready(target); err != nil {
+				return err
+			}
+			end := h.repl.MaxPhyOffset()
+			if backlog := end - h.master.AckedOffset(); chase > 0 && backlog > int64(h.opts.TransferBatchSize) {
+				chase--
+				target = end
+				return fmt.Errorf("slave confirmed the swap's start; %d bytes stored since still to confirm", backlog)
+			}
+			return nil
+		},
 		CatchUp: h.opts.CatchUp(),
 		Drain:   h.syncTimeout + time.Second,
 	})

@@ -46,6 +46,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -237,7 +238,7 @@ func (t *txService) load() error {
 		res := st.GetMessages(topicTransOpHalf, 0, off, txScanBatch, 1<<20, nil)
 		next := res.NextBeginOffset
 		for _, rec := range res.Records {
-			if h, ok := opRecordHalfOffset(rec); ok {
+			for _, h := range opRecordHalfOffsets(rec) {
 				t.applyOpLocked(h, message.RecordQueueOffset(rec))
 				replayed++
 			}
@@ -256,14 +257,21 @@ func (t *txService) load() error {
 	return nil
 }
 
-// opRecordHalfOffset decodes an op record: tag "d", body the half queue offset.
-func opRecordHalfOffset(rec []byte) (int64, bool) {
+// opRecordHalfOffsets decodes an op record: tag "d", body the half queue
+// offset it ends, or several joined by "," (RocketMQ 5 batches them), so a
+// store written by either is replayed. Malformed parts are skipped.
+func opRecordHalfOffsets(rec []byte) []int64 {
 	l, err := message.Decode(rec)
 	if err != nil || message.Property(l.Properties, message.PropertyTags) != opRemoveTag {
-		return 0, false
+		return nil
 	}
-	h, err := strconv.ParseInt(string(l.Body), 10, 64)
-	return h, err == nil && h >= 0
+	var out []int64
+	for part := range strings.SplitSeq(string(l.Body), ",") {
+		if h, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64); err == nil && h >= 0 {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // applyOpLocked records that half message h ended with op record opOffset (-1:
