@@ -11,6 +11,7 @@ import (
 
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
+	"github.com/mqd/mqd/storage"
 )
 
 // Timing of the metadata services.
@@ -20,6 +21,7 @@ const (
 	clientScanPeriod    = 10 * time.Second
 	defaultOffsetFlush  = 5 * time.Second
 	defaultRegisterWait = 6 * time.Second
+	masterSearchPeriod  = time.Second
 )
 
 // nameServerAddrs parses namesrvAddr: ';'-separated, blanks ignored, an http://
@@ -45,6 +47,14 @@ func (b *Broker) startMetaServices() error {
 	period := time.Duration(b.cfg.RegisterNameServerPeriod) * time.Millisecond
 	period = min(max(period, minRegisterPeriod), maxRegisterPeriod)
 	b.every(period, b.topics.regKick, b.registerAll)
+	// A slave learns its master's addresses from the registration answer; one
+	// that started before its master (or before the name servers) asks again
+	// every second instead of waiting out the period.
+	b.every(masterSearchPeriod, nil, func() {
+		if h := b.ha; h != nil && h.Role() == storage.RoleSlave && *h.masterAddr.Load() == "" {
+			b.registerAll()
+		}
+	})
 
 	flush := time.Duration(b.cfg.FlushConsumerOffsetInterval) * time.Millisecond
 	if flush <= 0 {

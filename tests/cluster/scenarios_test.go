@@ -185,3 +185,13 @@ func TestSyncMasterNoSlave(t *testing.T) {
 		}
 	}
 }
+
+// TestSlaveStartedBeforeMaster: a slave that registers before its master
+// exists learns the master's addresses from a later registration answer
+// without waiting out registerNameServerPeriod (60 s here): it asks again
+// every second while it has no master.
+func TestSlaveStartedBeforeMaster(t *testing.T) {
+	c := Start(t, Options{Mode: "async", Namesrvs: 1, Brokers: []string{"broker-a-s", "broker-a"},
+		Extra: []string{"registerNameServerPeriod=60000"}})
+	waitLog(t, c.Master("a"), "HA: slave accepted", 1, 20*time.Second)
+}
