@@ -6,32 +6,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/mqd/mqd/kernel/logging/logtest"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/storage"
 )
-
-// syncLog is a goroutine-safe log sink for the tests' brokers.
-type syncLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // offsetMaster serves the metadata and offset handlers over real TCP.
 func offsetMaster(t *testing.T) (*Broker, string) {
@@ -169,7 +151,7 @@ func TestSlaveGivesOffsetsBack(t *testing.T) {
 // queue); the next round that gets through gives it back.
 func TestSlaveOffsetRejectedStaysUnconfirmed(t *testing.T) {
 	master, addr := offsetMaster(t)
-	logs := &syncLog{}
+	logs := &logtest.Buffer{}
 	slave, s := offsetSlave(t, t.TempDir(), logs)
 	master.server.Handle(remoting.UpdateConsumerOffset, func(*remoting.Conn, *remoting.Command) *remoting.Command {
 		return remoting.NewResponse(remoting.NoPermission, "not today")

@@ -1,13 +1,11 @@
 package namesrv
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/kernel/logging/logtest"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
@@ -22,23 +21,6 @@ import (
 // noProfile keeps the shipped profiles out: they name keys of packages this
 // test does not link (broker.*, store.*).
 func noProfile(string) ([]byte, error) { return []byte("{}"), nil }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestModuleFromPropertiesFile runs app.namesrv through the kernel from a
 // RocketMQ-style namesrv.properties.
@@ -59,7 +41,7 @@ func TestModuleFromPropertiesFile(t *testing.T) {
 		t.Fatalf("warnings %v", cfg.Warnings)
 	}
 
-	var logs syncBuffer
+	var logs logtest.Buffer
 	k := kernel.New(cfg, zerolog.New(&logs))
 	if err := k.Load(context.Background(), "app.namesrv"); err != nil {
 		t.Fatal(err)

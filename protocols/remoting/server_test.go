@@ -16,30 +16,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mqd/mqd/kernel/logging/logtest"
 )
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type testServer struct {
 	*Server
 	addr   string
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	opened atomic.Int32
 	closed atomic.Int32
 	conns  chan *Conn
@@ -50,7 +34,7 @@ type testServer struct {
 // test ends, and Serve must then have returned nil.
 func startServer(t testing.TB, cfg ServerConfig, register func(*Server)) *testServer {
 	t.Helper()
-	ts := &testServer{logs: &syncBuffer{}, conns: make(chan *Conn, 100), served: make(chan error, 1)}
+	ts := &testServer{logs: &logtest.Buffer{}, conns: make(chan *Conn, 100), served: make(chan error, 1)}
 	cfg.Logger = zerolog.New(ts.logs).Level(zerolog.DebugLevel)
 	ts.Server = NewServer(cfg)
 	ts.OnConnect(func(c *Conn) {

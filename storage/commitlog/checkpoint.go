@@ -17,7 +17,11 @@ const checkpointSize = 4096
 // long at 40 (past the longs RocketMQ 4.x and 5.x use), the commit-log offsets
 // of the last record known flushed (48) and of the last record whose
 // consume-queue entry is known flushed (56): crash recovery can start at the
-// smaller one instead of the start of a 1 GiB file.
+// smaller one instead of the start of a 1 GiB file. After a second magic at
+// 64, a clean stop records the end of the log at 72 (-1 at any other time):
+// a clean restart verifies the log from the record at 48 to that end and
+// trusts the rest. Files without these fields (RocketMQ's, earlier mqd's)
+// recover as before.
 type checkpoint struct {
 	mu        sync.Mutex
 	f         *os.File
@@ -26,10 +30,16 @@ type checkpoint struct {
 	index     int64
 	physicRec int64 // -1: unknown
 	logicsRec int64 // -1: unknown
+	cleanEnd  int64 // written: log end of a clean stop in progress, else -1
+	stopEnd   int64 // read at open: log end the last clean stop recorded, or -1
 }
 
-// checkpointMagic marks the mqd offsets ("mqdckpt1").
-const checkpointMagic = 0x6d7164636b707431
+// checkpointMagic marks the mqd offsets ("mqdckpt1"), cleanMagic the clean
+// stop's end ("mqdclen1").
+const (
+	checkpointMagic = 0x6d7164636b707431
+	cleanMagic      = 0x6d7164636c656e31
+)
 
 func openCheckpoint(path string) (*checkpoint, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -39,8 +49,8 @@ func openCheckpoint(path string) (*checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := &checkpoint{f: f, physicRec: -1, logicsRec: -1}
-	var b [64]byte
+	cp := &checkpoint{f: f, physicRec: -1, logicsRec: -1, cleanEnd: -1, stopEnd: -1}
+	var b [80]byte
 	if n, _ := f.ReadAt(b[:], 0); n >= 24 {
 		cp.physic = int64(binary.BigEndian.Uint64(b[0:]))
 		cp.logics = int64(binary.BigEndian.Uint64(b[8:]))
@@ -48,6 +58,9 @@ func openCheckpoint(path string) (*checkpoint, error) {
 		if n == len(b) && binary.BigEndian.Uint64(b[40:]) == checkpointMagic {
 			cp.physicRec = int64(binary.BigEndian.Uint64(b[48:]))
 			cp.logicsRec = int64(binary.BigEndian.Uint64(b[56:]))
+			if binary.BigEndian.Uint64(b[64:]) == cleanMagic {
+				cp.stopEnd = int64(binary.BigEndian.Uint64(b[72:]))
+			}
 		}
 	}
 	if st, err := f.Stat(); err == nil && st.Size() < checkpointSize {
@@ -118,6 +131,22 @@ func (c *checkpoint) recoveryStart() int64 {
 	return min(c.physicRec, c.logicsRec)
 }
 
+// cleanStop returns where the last clean stop said the log ends and the
+// record it verified last (the flushed record offset), or ok false.
+func (c *checkpoint) cleanStop() (lastRec, end int64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.physicRec, c.stopEnd, c.stopEnd >= 0 && c.physicRec >= 0 && c.physicRec < c.stopEnd
+}
+
+// setCleanEnd records the end of the log of a clean stop (written by the
+// next flush; every checkpoint flush after a start writes -1 instead).
+func (c *checkpoint) setCleanEnd(end int64) {
+	c.mu.Lock()
+	c.cleanEnd = end
+	c.mu.Unlock()
+}
+
 // forgetOffsetsFrom drops recorded offsets at or past end (recovery cut the
 // log there; new records will reuse those offsets) and persists that at once,
 // so a crash before the next checkpoint cannot trust them.
@@ -148,7 +177,7 @@ func (c *checkpoint) indexTimestamp() int64 {
 	return c.index
 }
 
-// flush writes the three timestamps and fsyncs the file.
+// flush writes the timestamps and mqd's offsets and fsyncs the file.
 func (c *checkpoint) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -160,10 +189,12 @@ func (c *checkpoint) flush() error {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	// Same page as the timestamps: one fsync covers both.
-	var o [24]byte
+	var o [40]byte
 	binary.BigEndian.PutUint64(o[0:], checkpointMagic)
 	binary.BigEndian.PutUint64(o[8:], uint64(c.physicRec))
 	binary.BigEndian.PutUint64(o[16:], uint64(c.logicsRec))
+	binary.BigEndian.PutUint64(o[24:], cleanMagic)
+	binary.BigEndian.PutUint64(o[32:], uint64(c.cleanEnd))
 	if _, err := c.f.WriteAt(o[:], 40); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}

@@ -78,12 +78,13 @@ func (s *Store) diskRatio(dir string) float64 {
 	return r
 }
 
-// createFailedStatus classifies a failed commit-log file creation: no space
-// is DISK_FULL (and raises the flag until the next disk check clears it).
+// createFailedStatus classifies a failed commit-log or consume-queue file
+// creation: no space is DISK_FULL (and raises the flag until the next disk
+// check clears it).
 func (s *Store) createFailedStatus(err error) storage.PutStatus {
 	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
 		if s.clean.diskFull.CompareAndSwap(false, true) {
-			s.log.Error().Err(err).Msg("no space for a new commit log file: refusing writes until space returns")
+			s.log.Error().Err(err).Msg("no space for a new store file: refusing writes until space returns")
 		}
 		return storage.PutDiskFull
 	}

@@ -197,6 +197,10 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 		unlock()
 		return storage.PutResult{Status: storage.PutServiceNotAvailable, Err: errNotRunning}
 	}
+	if p := s.fenceErr.Load(); p != nil { // fenced while this put waited for the lock
+		unlock()
+		return storage.PutResult{Status: storage.PutServiceNotAvailable, Err: *p}
+	}
 	key := queueKey{ms[0].Topic, ms[0].QueueID}
 	qs := s.queueTable[key]
 	if qs == nil {
@@ -207,6 +211,12 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 		}
 		qs = &queueState{cq: cq}
 		s.queueTable[key] = qs
+	}
+	// Consume-queue files first: a disk too full for them refuses the put
+	// before its record is in the log.
+	if err := qs.cq.reserve(qs.next*cqUnit, (qs.next+int64(len(ms)))*cqUnit); err != nil {
+		unlock()
+		return storage.PutResult{Status: s.createFailedStatus(err), Err: err}
 	}
 	now = max(now, s.lastStoreTs)
 	s.lastStoreTs = now

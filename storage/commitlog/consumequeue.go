@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 )
 
@@ -32,6 +33,77 @@ type consumeQueue struct {
 	max     atomic.Int64 // next logical offset
 	min     atomic.Int64 // first readable logical offset
 	maxPhy  int64        // end of the newest entry's record (dispatcher only)
+
+	// Files the put path created ahead of the dispatcher (reserve), so that
+	// a full disk fails the put before its record is appended rather than
+	// its dispatch after (which would fence the store).
+	resMu    sync.Mutex
+	reserved []*mappedFile
+	resEnd   atomic.Int64 // byte end the put path knows covered by files
+}
+
+// reserve makes sure files exist for the entry bytes [start, end) (put lock
+// held): the queue's own and reserved files cover them, or new ones are
+// created and reserved.
+func (c *consumeQueue) reserve(start, end int64) error {
+	if end <= c.resEnd.Load() {
+		return nil
+	}
+	c.resMu.Lock()
+	defer c.resMu.Unlock()
+	var have int64
+	if n := len(c.reserved); n > 0 {
+		have = c.reserved[n-1].from + c.reserved[n-1].size
+	} else if last := c.q.last(); last != nil {
+		have = last.from + last.size
+	} else {
+		have = start - start%c.q.fileSize // the queue's first file
+	}
+	for have < end {
+		mf, err := c.q.create(have)
+		if err != nil {
+			return fmt.Errorf("consume queue %s/%d: %w", c.topic, c.queueID, err)
+		}
+		c.reserved = append(c.reserved, mf)
+		have += c.q.fileSize
+	}
+	c.resEnd.Store(have)
+	return nil
+}
+
+// newFile appends the file at from, taking it from the reserved ones when
+// the put path created it (dispatcher).
+func (c *consumeQueue) newFile(from int64) (*mappedFile, error) {
+	c.resMu.Lock()
+	var mf *mappedFile
+	for len(c.reserved) > 0 && c.reserved[0].from <= from {
+		r := c.reserved[0]
+		c.reserved[0] = nil
+		c.reserved = c.reserved[1:]
+		if r.from == from {
+			mf = r
+			break
+		}
+		r.destroy(false) // stale (the queue was truncated since)
+	}
+	c.resMu.Unlock()
+	if mf == nil {
+		return c.q.newFile(from)
+	}
+	c.q.appendFile(mf)
+	return mf, nil
+}
+
+// dropReserved unmaps the reserved files (they stay on disk, empty, until
+// recovery trims the queue) and forgets what they covered.
+func (c *consumeQueue) dropReserved() {
+	c.resMu.Lock()
+	for _, mf := range c.reserved {
+		mf.destroy(false)
+	}
+	c.reserved = nil
+	c.resEnd.Store(0)
+	c.resMu.Unlock()
 }
 
 func cqDir(root, topic string, queueID int32) string {
@@ -59,7 +131,7 @@ func (c *consumeQueue) put(phy int64, size int32, tags, qoff int64) error {
 		// First file of a queue created mid-stream (its older files were
 		// deleted, or the CQ was lost): start at the file holding qoff.
 		from := (qoff * cqUnit) - (qoff*cqUnit)%c.q.fileSize
-		if _, err := c.q.newFile(from); err != nil {
+		if _, err := c.newFile(from); err != nil {
 			return err
 		}
 		cur = from / cqUnit
@@ -89,7 +161,7 @@ func (c *consumeQueue) write(phy int64, size int32, tags, qoff int64) error {
 			return fmt.Errorf("consume queue %s/%d: no file for entry %d", c.topic, c.queueID, qoff)
 		}
 		var err error
-		if mf, err = c.q.newFile(from); err != nil {
+		if mf, err = c.newFile(from); err != nil {
 			return fmt.Errorf("consume queue %s/%d: %w", c.topic, c.queueID, err)
 		}
 	}
@@ -188,23 +260,38 @@ func (c *consumeQueue) scanMaxPhy() int64 {
 	return 0
 }
 
-// truncateByPhy drops the entries pointing at or past the commit-log end.
+// truncateByPhy drops the entries whose records end past the commit-log end,
+// with the placeholders among and after them: the queue then ends at its
+// newest entry inside the log. When no entry is left inside the log, the
+// leading placeholders stay (the queue's first offset does not move back).
 func (c *consumeQueue) truncateByPhy(clEnd int64) error {
 	lo := c.q.minOffset() / cqUnit
-	idx := c.max.Load()
-	for idx > lo {
-		phy, size, _, ok := c.entry(idx - 1)
+	maxIdx := c.max.Load()
+	idx := maxIdx // new end
+	firstBeyond := int64(-1)
+	for i := maxIdx - 1; i >= lo; i-- {
+		phy, size, _, ok := c.entry(i)
 		if !ok {
+			idx = i + 1 // unreadable: keep it and what precedes
 			break
 		}
-		if size == placeholderSize || phy+int64(size) <= clEnd {
+		if size == placeholderSize {
+			continue
+		}
+		if end := phy + int64(size); end <= clEnd && end >= phy {
+			idx = i + 1
 			break
 		}
-		idx--
+		firstBeyond = i
+		idx = i // if only placeholders precede, the queue ends here
+	}
+	if firstBeyond < 0 {
+		idx = maxIdx // no entry past the log: trailing placeholders are not ours to drop
 	}
 	if idx == c.max.Load() {
 		return nil
 	}
+	c.dropReserved()
 	if err := c.q.truncate(idx * cqUnit); err != nil {
 		return err
 	}

@@ -78,10 +78,23 @@ func (s *Store) flushCommitLog(leastPages int) (int64, error) {
 	ts := s.cl.lastPutTs.Load()
 	rec := s.cl.lastRecStart.Load()
 	maxOff := s.cl.q.maxOffset()
-	flushed, err := s.cl.q.flush(s.cl.flushedWhere.Load(), leastPages)
+	var flushed int64
+	var err error
+	if h := s.syncErr.Load(); h != nil {
+		err = (*h)()
+	}
+	if err == nil {
+		flushed, err = s.cl.q.flush(s.cl.flushedWhere.Load(), leastPages)
+	}
 	if err != nil {
 		s.fence(err)
 		return s.cl.flushedWhere.Load(), err
+	}
+	if s.fenceErr.Load() != nil {
+		// After a failed fsync the kernel may have dropped the dirty pages
+		// and a later fsync succeeds without them (fsyncgate): nothing
+		// flushed after the fence counts as durable.
+		return s.cl.flushedWhere.Load(), nil
 	}
 	if prev := s.cl.flushedWhere.Load(); flushed > prev {
 		s.cl.flushedWhere.Store(flushed)
@@ -114,6 +127,9 @@ func (s *Store) groupCommitLoop() {
 }
 
 func (s *Store) syncFlushOnce() {
+	if s.fenceErr.Load() != nil {
+		return // waiters were woken when the fence went up; nothing is acknowledged now
+	}
 	if s.appendEnd() > s.cl.flushedWhere.Load() || s.pendingLen() > 0 {
 		// Let putters that are already runnable append first, so one fsync
 		// covers more of them (the woken waiters of the previous flush are
@@ -134,7 +150,7 @@ func (s *Store) syncFlushOnce() {
 			return
 		}
 		flushed, err := s.flushCommitLog(0)
-		if err == nil {
+		if err == nil && s.fenceErr.Load() == nil {
 			s.dispatchPending(flushed)
 			s.syncedWhere.Store(flushed)
 		}

@@ -29,10 +29,15 @@ import (
 // the fsynced and dispatched end under SYNC_FLUSH), so the put path pays
 // nothing for it, and the same code rebuilds whatever recovery dropped: after a
 // crash, files newer than the checkpoint's index time are deleted and the
-// indexer starts again from the end of the last kept file. Files are sparse
-// (like RocketMQ's), so a write through the mapping can fault when the disk is
-// full; the indexer goroutine turns that fault into a panic it recovers from
-// and retries later, instead of dying on SIGBUS.
+// indexer starts again from the end of the last kept file. Files are sparse,
+// as RocketMQ's (a 420 MB file costs what is written), but mqd reserves
+// blocks with fallocate before it writes through the mapping: the header and
+// slots when a file is created or opened, entries a chunk ahead of the
+// newest, so a full disk fails a reservation (the indexer retries later)
+// rather than a write. A file whose slots could not be reserved (written by
+// RocketMQ, disk full at start) can still fault on a write: the indexer
+// goroutine turns that fault into a panic it recovers from and retries,
+// instead of dying on SIGBUS.
 
 const (
 	indexHeaderSize = 40
@@ -40,6 +45,8 @@ const (
 	indexEntrySize  = 20
 	// indexBatch bounds the records indexed per lock hold, so queries wait little.
 	indexBatch = 4096
+	// indexReserveChunk is how far ahead of the newest entry blocks are reserved.
+	indexReserveChunk = 1 << 20
 )
 
 type indexFile struct {
@@ -53,6 +60,31 @@ type indexFile struct {
 	beginTs, endTs, beginPhy, endPhy int64
 	slotCount, count                 int32
 	flushedCount                     int32
+
+	reserved int64 // bytes below this have blocks (index lock)
+}
+
+// reserve gives blocks to the file's bytes below end and a chunk beyond.
+func (x *indexFile) reserve(end int64) error {
+	if end <= x.reserved {
+		return nil
+	}
+	size := int64(len(x.data))
+	to := min(max(end, x.reserved+indexReserveChunk), size)
+	if err := unix.Fallocate(int(x.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, x.reserved, to-x.reserved); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+			x.reserved = size // cannot reserve: write as RocketMQ does
+			return nil
+		}
+		return fmt.Errorf("reserve index file %s: %w", x.path, err)
+	}
+	x.reserved = to
+	return nil
+}
+
+// entryEnd is the end of the next entry's bytes.
+func (x *indexFile) entryEnd() int64 {
+	return indexHeaderSize + int64(x.slots)*indexSlotSize + int64(x.count+1)*indexEntrySize
 }
 
 func indexFileSize(slots, maxIndex int) int64 {
@@ -74,8 +106,9 @@ func mapIndexFile(path string, slots, maxIndex int, create bool) (*indexFile, er
 		return nil, err
 	}
 	size := indexFileSize(slots, maxIndex)
+	var header [indexHeaderSize]byte
 	if create {
-		// Sparse, as in RocketMQ: a 420 MB file costs only what is written.
+		// Sparse, as in RocketMQ; x.reserve gives blocks before any write.
 		if err := f.Truncate(size); err != nil {
 			f.Close()
 			os.Remove(path)
@@ -87,6 +120,13 @@ func mapIndexFile(path string, slots, maxIndex int, create bool) (*indexFile, er
 			err = fmt.Errorf("%s: size %d, want %d for maxHashSlotNum %d and maxIndexNum %d", path, st.Size(), size, slots, maxIndex)
 		}
 		return nil, err
+	} else {
+		// Read the header with a read, not through the mapping: a hole in a
+		// sparse file faults on tmpfs when it is full.
+		if _, err := f.ReadAt(header[:], 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
@@ -99,19 +139,28 @@ func mapIndexFile(path string, slots, maxIndex int, create bool) (*indexFile, er
 	x := &indexFile{path: path, f: f, data: data, slots: slots, maxIndex: int32(maxIndex)}
 	if create {
 		x.count = 1 // entry 0 is never used: 0 means "none"
+		if err := x.reserve(x.entryEnd()); err != nil {
+			x.close()
+			os.Remove(path)
+			return nil, err
+		}
 		x.writeHeader()
 	} else {
-		be := binary.BigEndian
-		x.beginTs = int64(be.Uint64(data[0:]))
-		x.endTs = int64(be.Uint64(data[8:]))
-		x.beginPhy = int64(be.Uint64(data[16:]))
-		x.endPhy = int64(be.Uint64(data[24:]))
-		x.slotCount = int32(be.Uint32(data[32:]))
-		x.count = int32(be.Uint32(data[36:]))
+		be, h := binary.BigEndian, header[:]
+		x.beginTs = int64(be.Uint64(h[0:]))
+		x.endTs = int64(be.Uint64(h[8:]))
+		x.beginPhy = int64(be.Uint64(h[16:]))
+		x.endPhy = int64(be.Uint64(h[24:]))
+		x.slotCount = int32(be.Uint32(h[32:]))
+		x.count = int32(be.Uint32(h[36:]))
 		x.flushedCount = x.count
 		if x.count < 1 || x.count > x.maxIndex {
 			x.close()
 			return nil, fmt.Errorf("%s: corrupt header (index count %d)", path, x.count)
+		}
+		if !x.full() {
+			// Best effort: a failure leaves the reservation to the next put.
+			_ = x.reserve(x.entryEnd())
 		}
 	}
 	return x, nil
@@ -493,7 +542,11 @@ func (s *Store) indexPut(hash int32, phy, ts int64) error {
 	var last *indexFile
 	if n := len(ix.files); n > 0 {
 		last = ix.files[n-1]
-		if last.put(hash, phy, ts) {
+		if !last.full() {
+			if err := last.reserve(last.entryEnd()); err != nil {
+				return err
+			}
+			last.put(hash, phy, ts)
 			return nil
 		}
 	}

@@ -84,6 +84,23 @@ func createMappedFile(dir string, from, size int64) (*mappedFile, error) {
 	return mapFile(f, path, from, size)
 }
 
+// extendFile grows a short file to size with reserved blocks (a sparse tail
+// would fault on a full disk when written through the mapping).
+func extendFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("extend %s: %w", path, err)
+		}
+		return f.Truncate(size)
+	}
+	return nil
+}
+
 // openMappedFile maps an existing file, which must be exactly size bytes.
 func openMappedFile(path string, from, size int64) (*mappedFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -178,7 +195,9 @@ func (m *mappedFile) flush(leastPages int) (int64, error) {
 }
 
 // zeroFrom clears [pos, size): stale bytes after a truncation point must not
-// look like records to a later recovery. Whole pages are punched out; the
+// look like records to a later recovery. Whole pages are zeroed by the file
+// system, keeping their blocks: appends write there through the mapping, and
+// a page with no block behind it raises SIGBUS when the disk is full. The
 // partial first page is cleared through the mapping.
 func (m *mappedFile) zeroFrom(pos int64) error {
 	if pos >= m.size {
@@ -190,7 +209,17 @@ func (m *mappedFile) zeroFrom(pos int64) error {
 	}
 	clear(m.data[pos:pageStart])
 	if pageStart < m.size {
-		err := unix.Fallocate(int(m.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, pageStart, m.size-pageStart)
+		fd, n := int(m.f.Fd()), m.size-pageStart
+		err := unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, pageStart, n)
+		if err != nil {
+			// No ZERO_RANGE (tmpfs): punch the pages out and reserve them
+			// again, which can use the blocks the punch has just freed.
+			if err = unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, pageStart, n); err == nil {
+				if err := unix.Fallocate(fd, 0, pageStart, n); err != nil {
+					return fmt.Errorf("reserve %s after zeroing its tail: %w", m.path, err)
+				}
+			}
+		}
 		if err != nil {
 			// No hole punching: clear the rest through the mapping, page by page
 			// only where something is written, to avoid dirtying a whole file.
@@ -275,7 +304,7 @@ func loadFileQueue(dir string, fileSize int64) (*fileQueue, error) {
 			// or a truncation by hand: extend it with zeros (an empty tail
 			// that recovery handles like any end of data).
 			if st, err := os.Stat(path); err == nil && st.Size() < fileSize {
-				if err := os.Truncate(path, fileSize); err != nil {
+				if err := extendFile(path, fileSize); err != nil {
 					q.close()
 					return nil, err
 				}

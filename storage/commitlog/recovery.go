@@ -8,7 +8,9 @@ import (
 )
 
 // Recovery (DefaultMessageStore.recover). Consume queues are recovered first,
-// then the commit log: after a clean shutdown from the third-last file, after a
+// then the commit log: after a clean shutdown from the newest record the stop
+// recorded in the checkpoint (verifying that the log ends where the stop
+// said), else from the third-last file; after a
 // crash (abort file present) from the checkpoint's record offset when an intact
 // record starts there (the walk then depends on what was written since the last
 // checkpoint, not on the file size), else from the newest file whose first
@@ -42,6 +44,11 @@ func (s *Store) recover(lastExitOK bool) error {
 	}
 	start := max(len(files)-3, 0)
 	from := files[start].from
+	end, lastTs, lastRec := int64(0), int64(0), int64(-1)
+	verified := false
+	if lastExitOK {
+		end, lastTs, lastRec, verified = s.cleanTail(files)
+	}
 	if !lastExitOK {
 		var ok bool
 		if start, from, ok = s.checkpointStart(files); !ok {
@@ -58,11 +65,13 @@ func (s *Store) recover(lastExitOK bool) error {
 			maxPhyInCQ = max(maxPhyInCQ, cq.maxPhy)
 		}
 	}
-	end, lastTs, err := s.scanCommitLog(files[start:], from, !lastExitOK)
-	if err != nil {
-		return err
+	if !verified {
+		var err error
+		if end, lastTs, lastRec, err = s.scanCommitLog(files[start:], from, !lastExitOK); err != nil {
+			return err
+		}
+		s.log.Debug().Int64("from", from).Int64("end", end).Msg("commit log scanned")
 	}
-	s.log.Debug().Int64("from", from).Int64("end", end).Msg("commit log scanned")
 	s.reportDroppedTail(files, end)
 	if err := s.cl.q.truncate(end); err != nil {
 		return err
@@ -78,6 +87,10 @@ func (s *Store) recover(lastExitOK bool) error {
 	s.syncedWhere.Store(end)
 	s.lastStoreTs = lastTs
 	s.cl.lastPutTs.Store(lastTs)
+	// The next flush records it in the checkpoint (it is on disk: a clean
+	// stop flushed it, crash recovery fsyncs what it scanned), so the next
+	// clean restart verifies the log from here.
+	s.cl.lastRecStart.Store(lastRec)
 
 	if maxPhyInCQ > end {
 		for _, cq := range s.cqs {
@@ -105,6 +118,47 @@ func (s *Store) recover(lastExitOK bool) error {
 		return s.checkpointRecovered(files[start:])
 	}
 	return nil
+}
+
+// cleanTail verifies the log after a clean stop from what the stop
+// recorded in the checkpoint: the newest record (intact, and knowing its own
+// offset) and the end of the log (the walk from that record, through the
+// file holding the end, stops exactly there). The log below was flushed and
+// dispatched by that stop, so nothing else is read. ok is false when
+// anything does not match (no such record, a checkpoint from RocketMQ or an
+// earlier mqd, files changed since): recovery then walks the newest files.
+func (s *Store) cleanTail(files []*mappedFile) (end, lastTs, lastRec int64, ok bool) {
+	rec, stopEnd, ok := s.cp.cleanStop()
+	if !ok {
+		return 0, 0, -1, false
+	}
+	first, last := -1, len(files)-1
+	for i, mf := range files {
+		if rec >= mf.from && rec < mf.from+mf.size {
+			first = i
+		}
+		if stopEnd >= mf.from && stopEnd < mf.from+mf.size {
+			last = i
+			break
+		}
+	}
+	if first < 0 || first > last {
+		s.log.Warn().Int64("record", rec).Int64("end", stopEnd).Msg("clean stop's offsets are not in the commit log; walking the newest files")
+		return 0, 0, -1, false
+	}
+	mf := files[first]
+	if b := mf.data[rec-mf.from:]; !wholeRecordAt(b, rec) {
+		s.log.Warn().Int64("record", rec).Msg("clean stop's last record is not in the commit log; walking the newest files")
+		return 0, 0, -1, false
+	}
+	end, lastTs, lastRec, err := s.scanCommitLog(files[first:last+1], rec, false)
+	if err != nil || end != stopEnd || lastRec < 0 {
+		s.log.Warn().Int64("record", rec).Int64("end", end).Int64("recordedEnd", stopEnd).
+			Msg("commit log does not end where the clean stop recorded; walking the newest files")
+		return 0, 0, -1, false
+	}
+	s.log.Debug().Int64("from", rec).Int64("end", end).Msg("clean stop verified")
+	return end, lastTs, lastRec, true
 }
 
 // checkpointRecovered makes what crash recovery kept durable and records it
@@ -146,14 +200,20 @@ func (s *Store) checkpointStart(files []*mappedFile) (i int, from int64, ok bool
 		if off < mf.from || off >= mf.from+mf.size {
 			continue
 		}
-		rec := mf.data[off-mf.from:]
-		if _, err := message.CheckRecord(rec, true); err != nil || message.RecordPhysicalOffset(rec) != off {
+		if !wholeRecordAt(mf.data[off-mf.from:], off) {
 			s.log.Warn().Int64("offset", off).Msg("checkpoint offset does not hold a record; recovering from the checkpoint time instead")
 			return 0, 0, false
 		}
 		return i, off, true
 	}
 	return 0, 0, false
+}
+
+// wholeRecordAt reports whether b starts with an intact record (CRC
+// checked) that says it is at offset off.
+func wholeRecordAt(b []byte, off int64) bool {
+	_, err := message.CheckRecord(b, true)
+	return err == nil && message.RecordPhysicalOffset(b) == off
 }
 
 // abnormalStart picks the first file to scan after a crash
@@ -174,9 +234,10 @@ func (s *Store) abnormalStart(files []*mappedFile) int {
 }
 
 // scanCommitLog walks records from offset from (in files[0]) and returns the
-// offset after the last good one and its store time. With dispatch set, good
+// offset after the last good one, its store time and its offset (-1: none). With dispatch set, good
 // records are re-dispatched.
-func (s *Store) scanCommitLog(files []*mappedFile, from int64, dispatch bool) (end, lastTs int64, err error) {
+func (s *Store) scanCommitLog(files []*mappedFile, from int64, dispatch bool) (end, lastTs, lastRec int64, err error) {
+	lastRec = -1
 	checkCRC := s.opts.CheckCRCOnRecover
 	end = from
 	for i, mf := range files {
@@ -191,7 +252,7 @@ func (s *Store) scanCommitLog(files []*mappedFile, from int64, dispatch bool) (e
 				break
 			}
 			if cerr != nil || message.RecordPhysicalOffset(mf.data[pos:]) != mf.from+pos {
-				return end, lastTs, nil
+				return end, lastTs, lastRec, nil
 			}
 			rec := mf.data[pos : pos+int64(size)]
 			if dispatch {
@@ -201,21 +262,22 @@ func (s *Store) scanCommitLog(files []*mappedFile, from int64, dispatch bool) (e
 					// after it.
 					s.reportCorrupt(mf.from+pos, err)
 				} else if err != nil {
-					return end, lastTs, err
+					return end, lastTs, lastRec, err
 				}
 			}
 			lastTs = message.RecordStoreTimestamp(rec)
+			lastRec = mf.from + pos
 			pos += int64(size)
 			end = mf.from + pos
 		}
 		if pos >= mf.size {
 			end = mf.from + mf.size
 			if i == len(files)-1 {
-				return end, lastTs, nil
+				return end, lastTs, lastRec, nil
 			}
 		}
 	}
-	return end, lastTs, nil
+	return end, lastTs, lastRec, nil
 }
 
 // redispatch dispatches the records in [from, end), which follow the last

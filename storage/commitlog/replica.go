@@ -227,6 +227,7 @@ func (s *Store) reputReplica() error {
 			ts := message.RecordStoreTimestamp(rec)
 			s.lastStoreTs = max(s.lastStoreTs, ts)
 			s.cl.lastPutTs.Store(ts)
+			s.cl.lastRecStart.Store(phy)
 			if listener != nil {
 				topic, _, queueID, qoff, _, sysFlag, _ := message.RecordFields(rec)
 				if message.Dispatchable(sysFlag) {

@@ -93,6 +93,10 @@ type Store struct {
 	// beforeSync, when set, runs before each SYNC_FLUSH group commit: the
 	// only way to make an fsync slow on purpose (tests of syncFlushTimeout).
 	beforeSync atomic.Pointer[func()]
+	// syncErr, when set, runs before each commit-log flush and an error it
+	// returns is taken as the flush's (an fsync failing with EIO, which
+	// this file layer cannot provoke otherwise).
+	syncErr atomic.Pointer[func() error]
 }
 
 // MQDModule implements kernel.Module.
@@ -288,11 +292,16 @@ func (s *Store) Stop(ctx kernel.StopContext) error {
 	s.dispatchPending(s.cl.q.maxOffset())
 	s.syncedWhere.Store(s.cl.flushedWhere.Load())
 	s.broadcastFlushed()
+	if len(errs) == 0 && s.fenceErr.Load() == nil && s.cl.flushedWhere.Load() == s.cl.q.maxOffset() {
+		// Everything is flushed and dispatched: the next start may trust
+		// the log up to here (recovery.go, cleanStart).
+		s.cp.setCleanEnd(s.cl.q.maxOffset())
+	}
 	if err := s.flushConsumeQueues(0, true); err != nil {
 		errs = append(errs, err)
 	}
 	if p := s.fenceErr.Load(); p != nil {
-		errs = append(errs, fmt.Errorf("store was fenced: %w", *p))
+		errs = append(errs, *p)
 	}
 	if len(errs) == 0 {
 		if err := os.Remove(s.opts.AbortPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -316,6 +325,7 @@ func (s *Store) Cleanup() error {
 	}
 	s.cqMu.Lock()
 	for _, cq := range s.cqs {
+		cq.dropReserved()
 		cq.q.close()
 	}
 	s.cqs = nil
@@ -338,6 +348,7 @@ func (s *Store) Cleanup() error {
 // failed fsync the kernel may have dropped dirty pages, so nothing more can be
 // acknowledged as durable until a restart recovers from disk.
 func (s *Store) fence(err error) {
+	err = fmt.Errorf("message store fenced (no writes until a restart recovers from disk): %w", err)
 	if s.fenceErr.CompareAndSwap(nil, &err) {
 		s.log.Error().Err(err).Msg("message store fenced: no more writes until restart")
 	}
@@ -431,6 +442,7 @@ func (s *Store) DeleteTopics(topics ...string) error {
 		for k, cq := range s.cqs {
 			if k.topic == t {
 				delete(s.cqs, k)
+				cq.dropReserved()
 				cq.q.mu.Lock()
 				files := cq.q.files
 				cq.q.files = nil
