@@ -133,15 +133,20 @@ func (s *Store) syncFlushOnce() {
 	if s.appendEnd() > s.cl.flushedWhere.Load() || s.pendingLen() > 0 {
 		// Let putters that are already runnable append first, so one fsync
 		// covers more of them (the woken waiters of the previous flush are
-		// usually about to put again): yield while appends keep arriving.
-		for i, prev := 0, s.appendEnd(); i < 8; i++ {
+		// usually about to put again): yield while appends keep arriving,
+		// and for up to 200 µs until as many are queued as the previous fsync
+		// covered (steady load: 64 senders went from 46 to 54 per fsync).
+		want := s.lastBatch
+		deadline := time.Now().Add(200 * time.Microsecond)
+		for i, prev := 0, s.appendEnd(); i < 64; i++ {
 			runtime.Gosched()
 			cur := s.appendEnd()
-			if cur == prev {
+			if cur == prev && (s.pendingLen() >= want || time.Now().After(deadline)) {
 				break
 			}
 			prev = cur
 		}
+		s.lastBatch = s.pendingLen()
 		if h := s.beforeSync.Load(); h != nil {
 			(*h)()
 		}

@@ -43,6 +43,7 @@ type Store struct {
 	syncFlush   bool
 	syncTimeout time.Duration
 	commitMu    sync.Mutex // write buffer commits (writebuffer.go)
+	lastBatch   int        // group commit loop: entries its last fsync covered
 
 	lockFile *os.File
 	cl       *commitLog
