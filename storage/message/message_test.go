@@ -310,3 +310,27 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// TestPropertyBytesMatchesProperty: the byte-slice lookup agrees with the
+// string one on well-formed, malformed and repeated pieces.
+func TestPropertyBytesMatchesProperty(t *testing.T) {
+	for _, props := range []string{
+		"", "KEYS\x01a b\x02UNIQ_KEY\x01u1\x02", "KEYS\x01a\x02KEYS\x01b", "KEYS\x01\x02TAGS\x01t",
+		"\x01x\x02KEYS\x01k", "KEYS", "KEYSX\x01no\x02KEY\x01no", "TAGS\x01t\x02\x02\x02KEYS\x01k\x02",
+	} {
+		for _, key := range []string{"KEYS", "UNIQ_KEY", "TAGS", "KEY"} {
+			if got, want := string(PropertyBytes([]byte(props), key)), Property(props, key); got != want {
+				t.Errorf("PropertyBytes(%q, %q) = %q, Property says %q", props, key, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkPropertyBytes(b *testing.B) {
+	props := []byte("KEYS\x01order-1234 customer-77\x02UNIQ_KEY\x017F0000010F2C18B4AAC27A5B3C9C0001\x02TAGS\x01TagA\x02WAIT\x01true\x02")
+	for b.Loop() {
+		if len(PropertyBytes(props, PropertyUniqKey)) == 0 || len(PropertyBytes(props, PropertyKeys)) == 0 {
+			b.Fatal("not found")
+		}
+	}
+}
