@@ -17,19 +17,26 @@ import (
 )
 
 // S12 of RELIABILITY.md with a really full file system: a small tmpfs,
-// mounted directly when the test runs as root, else inside a user and mount
-// namespace the test re-executes itself in (skipped where neither is
-// allowed). The store's own files fill it through Put.
+// mounted in a mount namespace the test re-executes itself in (with a user
+// namespace too when not root; skipped where neither is allowed). The store's own files fill it through Put.
 
 // userNSEnv marks the re-executed test process; MQD_TEST_USERNS=1 makes a
-// root run take the unprivileged route too, to exercise it.
+// root run take the unprivileged (user namespace) route too, to exercise it.
 const userNSEnv = "MQD_TEST_IN_USERNS"
 
 // smallFS returns an empty tmpfs of the given size, or "" when the test has
-// already run in a re-executed child (the caller returns).
+// already run in a re-executed child (the caller returns). The tmpfs is always
+// mounted in a child process with a mount namespace of its own, so that it
+// goes away with the child even when the test is killed.
 func smallFS(t *testing.T, size string) string {
 	t.Helper()
-	if os.Geteuid() == 0 && (os.Getenv("MQD_TEST_USERNS") == "" || os.Getenv(userNSEnv) != "") {
+	if os.Getenv(userNSEnv) != "" {
+		if os.Geteuid() != 0 {
+			t.Skip("no root in the user namespace")
+		}
+		// Keep the mount out of the parent's namespace even where / is a
+		// shared mount.
+		_ = unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
 		dir := t.TempDir()
 		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
 			t.Skipf("cannot mount a tmpfs: %v", err)
@@ -41,29 +48,27 @@ func smallFS(t *testing.T, size string) string {
 		})
 		return dir
 	}
-	if os.Getenv(userNSEnv) != "" {
-		t.Skip("no root in the user namespace")
-	}
 	cmd := exec.Command(os.Args[0], "-test.run=^"+strings.ReplaceAll(t.Name(), "/", "$/^")+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), userNSEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}},
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	if os.Geteuid() != 0 || os.Getenv("MQD_TEST_USERNS") != "" {
+		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
 	}
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
 	case err != nil && !errors.As(err, &exit):
-		t.Skipf("cannot run in a user namespace (needed to mount a tmpfs without root): %v", err)
+		t.Skipf("cannot run in a mount namespace of its own (needed to mount a tmpfs): %v", err)
 	case err != nil:
-		t.Fatalf("in a user namespace: %v\n%s", err, out)
+		t.Fatalf("in a mount namespace of its own: %v\n%s", err, out)
 	case strings.Contains(string(out), "--- SKIP"):
-		t.Skipf("skipped in the user namespace:\n%s", out)
+		t.Skipf("skipped in the child:\n%s", out)
 	case !strings.Contains(string(out), "--- PASS"):
 		t.Fatalf("the re-executed test did not run:\n%s", out)
 	}
-	t.Logf("ran in a user and mount namespace:\n%s", out)
+	t.Logf("ran in a mount namespace of its own:\n%s", out)
 	return ""
 }
 
