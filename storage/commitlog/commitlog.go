@@ -18,6 +18,7 @@ type commitLog struct {
 	q            *fileQueue
 	fileSize     int64
 	writeBuf     bool         // appends are staged in a write buffer (writebuffer.go)
+	warn         func(error)  // reports a file that must do without one
 	flushedWhere atomic.Int64 // global offset below which everything is fsynced
 	lastPutTs    atomic.Int64 // store time of the newest appended record
 	lastRecStart atomic.Int64 // offset of the newest appended record (-1: none since open)
@@ -39,10 +40,8 @@ func (c *commitLog) preallocate(from int64) {
 	go func() {
 		defer close(p.done)
 		p.mf, p.err = createMappedFile(c.q.dir, from, c.fileSize)
-		if p.err == nil && c.writeBuf {
-			if p.err = p.mf.attachWriteBuffer(); p.err != nil {
-				p.mf.destroy(false)
-			}
+		if p.err == nil {
+			c.attachWriteBuffer(p.mf)
 		}
 	}()
 }
@@ -95,12 +94,7 @@ func (s *Store) fileFor(n int64) (*mappedFile, error) {
 		if mf, err = c.q.create(from); err != nil {
 			return nil, err
 		}
-		if c.writeBuf {
-			if err := mf.attachWriteBuffer(); err != nil {
-				mf.destroy(false)
-				return nil, err
-			}
-		}
+		c.attachWriteBuffer(mf)
 		c.q.appendFile(mf)
 	}
 	c.preallocate(from + c.fileSize)

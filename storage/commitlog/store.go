@@ -186,7 +186,10 @@ func (s *Store) Start() error {
 	if err != nil {
 		return fmt.Errorf("load commit log: %w", err)
 	}
-	s.cl = &commitLog{q: fq, fileSize: s.opts.MappedFileSizeCommitLog, writeBuf: s.opts.UsesWriteBuffer()}
+	s.cl = &commitLog{q: fq, fileSize: s.opts.MappedFileSizeCommitLog, writeBuf: s.opts.UsesWriteBuffer(),
+		warn: func(err error) {
+			s.log.Warn().Err(err).Msg("no write buffer for this commit-log file: its appends go through the mapping (slower SYNC_FLUSH fsyncs, same durability)")
+		}}
 	s.cl.lastRecStart.Store(-1)
 	s.lastDispatchRec.Store(-1)
 	if s.cqs, err = loadConsumeQueues(s.opts.ConsumeQueueDir(), s.cqFileSize); err != nil {
@@ -206,13 +209,10 @@ func (s *Store) Start() error {
 		Int64("maxPhyOffset", s.MaxPhyOffset()).Int("queues", len(s.cqs)).
 		Dur("took", time.Since(began)).Str("dir", root).Msg("message store recovered")
 
-	if s.cl.writeBuf {
-		if last := s.cl.q.last(); last != nil {
-			if err := last.attachWriteBuffer(); err != nil {
-				return err
-			}
-		}
+	if last := s.cl.q.last(); last != nil {
+		s.cl.attachWriteBuffer(last)
 	}
+
 	if err := createAbort(s.opts.AbortPath()); err != nil {
 		return err
 	}

@@ -51,6 +51,18 @@ func (m *mappedFile) attachWriteBuffer() error {
 	return nil
 }
 
+// attachWriteBuffer gives mf a write buffer when the log uses them. Without
+// one (the anonymous mapping refused, e.g. under strict overcommit) the file
+// takes appends through its mapping: slower fsyncs, the same guarantees.
+func (c *commitLog) attachWriteBuffer(mf *mappedFile) {
+	if !c.writeBuf {
+		return
+	}
+	if err := mf.attachWriteBuffer(); err != nil && c.warn != nil {
+		c.warn(err)
+	}
+}
+
 // freeWriteBuffer unmaps the staging area (commit lock and put lock held, or
 // the last reference gone).
 func (m *mappedFile) freeWriteBuffer() {
