@@ -72,11 +72,19 @@ func (s *Store) broadcastFlushed() {
 	close(*old)
 }
 
-// flushCommitLog msyncs the commit log (leastPages as in MappedFile.flush),
-// advances flushedWhere and the checkpoint's physic timestamp.
+// flushCommitLog commits the write buffer (if any), msyncs the commit log
+// (leastPages as in MappedFile.flush), advances flushedWhere and the
+// checkpoint's physic timestamp.
 func (s *Store) flushCommitLog(leastPages int) (int64, error) {
+	// Read before the commit: the newest record they name is then committed
+	// and covered by this flush (a put publishes its bytes before them).
 	ts := s.cl.lastPutTs.Load()
 	rec := s.cl.lastRecStart.Load()
+	if s.cl.writeBuf {
+		if _, err := s.commitStaged(); err != nil {
+			return s.cl.flushedWhere.Load(), err
+		}
+	}
 	maxOff := s.cl.q.maxOffset()
 	var flushed int64
 	var err error
@@ -149,10 +157,6 @@ func (s *Store) syncFlushOnce() {
 		s.lastBatch = s.pendingLen()
 		if h := s.beforeSync.Load(); h != nil {
 			(*h)()
-		}
-		if _, err := s.commitStaged(); err != nil {
-			s.broadcastFlushed()
-			return
 		}
 		flushed, err := s.flushCommitLog(0)
 		if err == nil && s.fenceErr.Load() == nil {

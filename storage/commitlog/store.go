@@ -284,9 +284,6 @@ func (s *Store) Stop(ctx kernel.StopContext) error {
 		return fmt.Errorf("store stop: flushers did not finish: %w", ctx.Err())
 	}
 	var errs []error
-	if _, err := s.commitStaged(); err != nil {
-		errs = append(errs, err)
-	}
 	if _, err := s.flushCommitLog(0); err != nil {
 		errs = append(errs, err)
 	}
