@@ -25,13 +25,26 @@ func TestMain(m *testing.M) {
 }
 
 // load runs senders goroutines sending unique bodies until stop is closed,
-// recording SEND_OK bodies, failures and latencies.
+// recording SEND_OK bodies, failures, latencies and every send's outcome.
 type load struct {
 	mu        sync.Mutex
 	ok        map[string]bool
 	failed    []string
 	latencies []sample
+	sends     []sendRecord
 	seq       atomic.Int64
+}
+
+// sendRecord is one send's outcome, for tests that look at when and how each
+// send ended: body "g<goroutine>-<seq>", seq growing in each goroutine's send
+// order; err set, or status the broker's answer.
+type sendRecord struct {
+	g, seq       int
+	body         string
+	began, ended time.Time
+	status       primitive.SendStatus
+	offsetMsgID  string // the broker's message id: its commit-log offset
+	err          error
 }
 
 type sample struct {
@@ -53,12 +66,19 @@ func runLoad(t *testing.T, ns, topic string, senders int, stop <-chan struct{}, 
 					return
 				default:
 				}
-				body := fmt.Sprintf("g%d-%d", g, l.seq.Add(1))
+				seq := int(l.seq.Add(1))
+				body := fmt.Sprintf("g%d-%d", g, seq)
 				began := time.Now()
 				res, err := p.SendSync(context.Background(), primitive.NewMessage(topic, []byte(body)))
-				d := time.Since(began)
+				ended := time.Now()
+				d := ended.Sub(began)
+				rec := sendRecord{g: g, seq: seq, body: body, began: began, ended: ended, err: err}
+				if err == nil {
+					rec.status, rec.offsetMsgID = res.Status, res.OffsetMsgID
+				}
 				l.mu.Lock()
 				l.latencies = append(l.latencies, sample{began, d})
+				l.sends = append(l.sends, rec)
 				switch {
 				case err != nil:
 					l.failed = append(l.failed, body+": "+err.Error())
@@ -68,8 +88,8 @@ func runLoad(t *testing.T, ns, topic string, senders int, stop <-chan struct{}, 
 					l.failed = append(l.failed, fmt.Sprintf("%s: status %v", body, res.Status))
 				}
 				l.mu.Unlock()
-				if err != nil {
-					time.Sleep(20 * time.Millisecond) // broker gone: do not spin
+				if err != nil || res.Status != primitive.SendOK {
+					time.Sleep(20 * time.Millisecond) // broker gone or refusing: do not spin
 				}
 			}
 		}()

@@ -49,6 +49,9 @@ type Options struct {
 	// NamesrvExtra are --set overrides for every name server (for example
 	// namesrv.brokerChannelExpiredTime=4000).
 	NamesrvExtra []string
+	// BrokerExtra are --set overrides for one broker by file name, applied
+	// after Extra (for example broker-a-s: haMasterAddress=host:port).
+	BrokerExtra map[string][]string
 }
 
 // Start starts name servers and brokers; everything stops at test cleanup.
@@ -98,7 +101,7 @@ func Start(t *testing.T, o Options) *Cluster {
 			"--set", "broker.slaveSyncInterval=500",
 			"--set", "registerNameServerPeriod=10000",
 		}
-		for _, e := range o.Extra {
+		for _, e := range append(append([]string(nil), o.Extra...), o.BrokerExtra[name]...) {
 			args = append(args, "--set", e)
 		}
 		c.Brokers[name] = tests.StartProcess(t, args...)

@@ -23,6 +23,7 @@ func haStatus(t *testing.T, p *tests.Process) (st struct {
 	Mode         string `json:"mode"`
 	MaxPhyOffset int64  `json:"maxPhyOffset"`
 	Connected    bool   `json:"connected"`
+	MasterHAAddr string `json:"masterHaAddr"`
 	Diverged     string `json:"diverged"`
 }, ok bool) {
 	t.Helper()
@@ -69,16 +70,24 @@ func TestSlaveKillRestart(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d failed sends (async master, slave down), first: %s", len(failed), failed[0])
 	}
+	// The slave holds everything the master stored.
+	end := waitSlaveCaughtUp(t, m, s)
+	t.Logf("%d SEND_OK, slave caught up to %d bytes", okCount(l), end)
+}
+
+// waitSlaveCaughtUp waits until the slave's log ends where the master's
+// ended when called (the master no longer written), and returns that offset.
+func waitSlaveCaughtUp(t *testing.T, m, s *tests.Process) int64 {
+	t.Helper()
 	ms, ok := haStatus(t, m)
 	if !ok {
 		t.Fatal("GET /ha on the master")
 	}
-	// Byte-identical logs: the slave holds everything the master stored.
 	tests.WaitFor(t, 30*time.Second, func() bool {
 		ss, ok := haStatus(t, s)
 		return ok && ss.MaxPhyOffset == ms.MaxPhyOffset
 	}, "slave caught up to %d", ms.MaxPhyOffset)
-	t.Logf("%d SEND_OK, slave caught up to %d bytes", okCount(l), ms.MaxPhyOffset)
+	return ms.MaxPhyOffset
 }
 
 // TestUpdateBrokerConfigRole: UPDATE_BROKER_CONFIG with brokerRole (what
