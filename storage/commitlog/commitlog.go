@@ -256,6 +256,9 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	}
 	copy(mf.appendArea()[pos:], buf)
 	mf.setAppendPos(pos + int64(total))
+	if mf.warmNeeded(pos + int64(total)) {
+		s.wakeWarmer()
+	}
 	s.cl.lastPutTs.Store(now)
 	s.cl.lastRecStart.Store(phy + int64(lastOff)) // after wrote: a flush that sees it covers the record
 

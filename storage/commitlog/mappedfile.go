@@ -37,6 +37,8 @@ type mappedFile struct {
 	staged   atomic.Int64
 	released int64 // wbuf pages below this are handed back to the OS
 
+	warmed atomic.Int64 // pages below this are faulted in (warm.go)
+
 	// refs counts the owner's reference (1) plus readers holding the file.
 	// The mapping is released when it reaches 0 after destroy.
 	refs      atomic.Int64

@@ -44,6 +44,7 @@ type Store struct {
 	syncTimeout time.Duration
 	commitMu    sync.Mutex // write buffer commits (writebuffer.go)
 	lastBatch   int        // group commit loop: entries its last fsync covered
+	warmWake    chan struct{}
 
 	lockFile *os.File
 	cl       *commitLog
@@ -223,6 +224,12 @@ func (s *Store) Start() error {
 	} else {
 		s.wg.Add(1)
 		go s.asyncFlushLoop()
+	}
+	s.warmWake = make(chan struct{}, 1)
+	if !s.cl.writeBuf {
+		s.wg.Add(1)
+		go s.warmLoop()
+		s.wakeWarmer()
 	}
 	s.wg.Add(1)
 	go s.cqFlushLoop()

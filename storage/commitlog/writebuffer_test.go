@@ -44,3 +44,19 @@ func TestWriteBufferFallback(t *testing.T) {
 		t.Fatalf("read %d messages after restart, want 3000", len(got))
 	}
 }
+
+// TestWarmingKeepsAhead: under ASYNC_FLUSH the warmer faults in the newest
+// file's pages ahead of the write position.
+func TestWarmingKeepsAhead(t *testing.T) {
+	opts := storetest.Options(t.TempDir())
+	opts.MappedFileSizeCommitLog = 16 << 20
+	s := openT(t, opts)
+	defer closeT(t, s)
+	for range 3 {
+		putN(t, s, "WARM", 0, 200)
+		waitT(t, func() bool {
+			last := s.cl.q.last()
+			return last.warmed.Load() >= min(last.size, last.wrote.Load()+warmAhead/2)
+		}, "pages not warmed ahead of the write position")
+	}
+}
