@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -159,6 +160,10 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+		servePprof(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case "/healthz":
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -251,6 +256,7 @@ func (m *Module) index(w http.ResponseWriter) {
 		{"/readyz", []string{"GET"}, "every module started and every health check passes"},
 		{"/config", []string{"GET"}, "merged configuration with each value's source"},
 		{"/plugins", []string{"GET"}, "loaded modules and whether they started"},
+		{"/debug/pprof/", []string{"GET"}, "Go runtime profiles (go tool pprof http://<admin>/debug/pprof/profile)"},
 	}
 	for _, h := range m.reg.Endpoints() {
 		eps = append(eps, ep{h.Path, h.Methods, h.Doc})
@@ -265,4 +271,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// servePprof serves the Go runtime's profiles: operators profile a broker
+// under load with go tool pprof, behind the same loopback default and token
+// as every other endpoint.
+func servePprof(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r) // the index and the named profiles (heap, goroutine, ...)
+	}
 }

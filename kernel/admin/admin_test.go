@@ -155,6 +155,13 @@ func TestTokenRequired(t *testing.T) {
 	if code, _ := get(t, base+"/healthz", token); code != 200 {
 		t.Fatalf("token: %d, want 200", code)
 	}
+	// Profiles are behind the token too.
+	if code, _ := get(t, base+"/debug/pprof/goroutine?debug=1", ""); code != http.StatusUnauthorized {
+		t.Fatalf("pprof without token: %d, want 401", code)
+	}
+	if code, body := get(t, base+"/debug/pprof/goroutine?debug=1", token); code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("pprof goroutine profile: %d %.200s", code, body)
+	}
 	if _, body := get(t, base+"/config", token); strings.Contains(body, token) || !strings.Contains(body, "(redacted)") {
 		t.Fatalf("/config shows the token: %s", body)
 	}
