@@ -28,16 +28,19 @@ wait_for() { # file pattern
 "$base/mqd" namesrv --set listenPort=29876 --set admin.listen= >"$base/ns.log" 2>&1 &
 pids+=($!)
 wait_for "$base/ns.log" '"ready"'
-broker() { # name port admin
-  "$base/mqd" broker -c "$root/configs/2m-2s-$mode/$1.properties" -n $ns --set listenPort="$2" \
+broker() { # name port admin [cpus]
+  ${4:+taskset -c $4} "$base/mqd" broker -c "$root/configs/2m-2s-$mode/$1.properties" -n $ns --set listenPort="$2" \
     --set brokerIP1=127.0.0.1 --set flushDiskType="$flush" --set storePathRootDir="$base/$1" \
     --set admin.listen="$3" --set broker.metricsAddr= >"$base/$1.log" 2>&1 &
   pids+=($!)
 }
-broker broker-a 30911 127.0.0.1:30913
-broker broker-a-s 30921 ""
+# PIN=1: the slave on CPU 1, everything else on CPU 0, as if the slave had a
+# machine of its own (on one shared pair of cores a sync master also waits
+# for the slave's process to be scheduled).
+broker broker-a 30911 127.0.0.1:30913 ${PIN:+0}
+broker broker-a-s 30921 "" ${PIN:+1}
 wait_for "$base/broker-a.log" "slave accepted"
 (while sleep 0.5; do curl -s 127.0.0.1:30913/ha | grep -o '"lagBytes": *[0-9]*' | tr -dc '0-9\n'; done >"$base/lag.txt") &
 pids+=($!)
-"$base/mqbench" producer --client native -p 2 -n $ns -t BenchReplication -w 64 -s 1024 -d "${DUR:-20s}" 2>&1 | tail -2
+${PIN:+taskset -c 0} "$base/mqbench" producer --client native -p 2 -n $ns -t BenchReplication -w 64 -s 1024 -d "${DUR:-20s}" 2>&1 | tail -2
 sort -n "$base/lag.txt" | awk '{a[NR]=$1} END {if (NR) printf "replication lag, bytes: median %d, max %d (%d samples)\n", a[int((NR+1)/2)], a[NR], NR}'

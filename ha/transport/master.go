@@ -281,17 +281,20 @@ func (mc *masterConn) readLoop() {
 
 // coalesce lets senders that are already runnable append before a small
 // frame goes out, so one frame (one syscall each side, one confirmation)
-// carries what many of them put: it yields while the log keeps growing, a
-// few times at most, which costs microseconds, not a timer's wait.
-func coalesce(st storage.Replicable, next int64, batch int) {
+// carries what many of them put. It yields while the log keeps growing, and
+// for up to coalesceWait until as much is there as the previous frame carried
+// (under steady load the senders the last confirmation released put again
+// meanwhile); a lone sender's frame leaves at once.
+func coalesce(st storage.Replicable, next int64, batch, want int) {
 	prev := st.MaxPhyOffset()
-	if prev-next >= int64(batch) || prev == next {
+	if prev-next >= int64(min(batch, want)) || prev == next {
 		return
 	}
-	for range 4 {
+	deadline := time.Now().Add(coalesceWait)
+	for range 64 {
 		runtime.Gosched()
 		cur := st.MaxPhyOffset()
-		if cur == prev || cur-next >= int64(batch) {
+		if cur-next >= int64(min(batch, want)) || (cur == prev && time.Now().After(deadline)) {
 			return
 		}
 		prev = cur
@@ -332,6 +335,7 @@ func (mc *masterConn) sendLoop() {
 	timer := time.NewTimer(idleWait)
 	defer timer.Stop()
 	lastWrite := time.Now()
+	lastFrame := 0
 	write := func(data []byte) error {
 		putHeader(hdr[:], next, len(data))
 		_ = mc.c.SetWriteDeadline(time.Now().Add(o.Housekeeping))
@@ -341,13 +345,14 @@ func (mc *masterConn) sendLoop() {
 		return err
 	}
 	for {
-		coalesce(mc.m.store, next, o.BatchSize)
+		coalesce(mc.m.store, next, o.BatchSize, lastFrame)
 		data, release, err := mc.m.store.ReadRaw(next, o.BatchSize)
 		if err != nil {
 			mc.m.log.Error().Str("slave", mc.addr).Int64("offset", next).Err(err).Msg("HA: cannot read the commit log for the slave; closing")
 			return
 		}
 		if len(data) > 0 {
+			lastFrame = len(data)
 			err := write(data)
 			release()
 			if err != nil {

@@ -63,6 +63,9 @@ const maxFrameBody = 64 << 20
 // and is not woken (RocketMQ: 100 ms).
 const idleWait = 100 * time.Millisecond
 
+// coalesceWait bounds how long a sender waits for a frame to fill (coalesce).
+const coalesceWait = 300 * time.Microsecond
+
 func putHeader(b []byte, offset int64, size int) {
 	binary.BigEndian.PutUint64(b, uint64(offset))
 	binary.BigEndian.PutUint32(b[8:], uint32(size))
