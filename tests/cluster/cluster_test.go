@@ -153,7 +153,7 @@ func TestSyncMasterKill(t *testing.T) {
 	c := Start(t, Options{Mode: "sync", Brokers: []string{"broker-a", "broker-a-s"}})
 	waitLog(t, c.Master("a"), "HA: slave accepted", 1, 30*time.Second)
 	topic := tests.UniqueName("HA_SYNC")
-	tests.NewAdmin(t, c.NS()).CreateTopic(c.Master("a").BrokerAddr, topic, 4)
+	c.CreateTopic(t, "a", topic, 4)
 	cons := tests.StartPushConsumer(t, c.NS(), topic, tests.ConsumerOptions{FromFirst: true})
 	tests.WaitFor(t, 30*time.Second, func() bool {
 		n := 0 // the group's %RETRY% queue may be owned too
@@ -190,7 +190,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	m := c.Master("a")
 	waitLog(t, m, "HA: slave accepted", 1, 30*time.Second)
 	topic := tests.UniqueName("HA_SWAP")
-	tests.NewAdmin(t, c.NS()).CreateTopic(m.BrokerAddr, topic, 8)
+	c.CreateTopic(t, "a", topic, 8)
 
 	stop := make(chan struct{})
 	l, wg := runLoad(t, c.NS(), topic, 64, stop)

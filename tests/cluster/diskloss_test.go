@@ -38,7 +38,7 @@ func TestAsyncMasterDiskLoss(t *testing.T) {
 	c, proxy := startProxied(t, Options{Mode: "async", Namesrvs: 1})
 	m, s := c.Master("a"), c.Slave("a")
 	topic := tests.UniqueName("HA_DISKLOSS")
-	tests.NewAdmin(t, c.NS()).CreateTopic(m.BrokerAddr, topic, queues)
+	c.CreateTopic(t, "a", topic, queues)
 
 	stop := make(chan struct{})
 	// A send in flight when its broker dies waits out the client's send

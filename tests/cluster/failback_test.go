@@ -132,7 +132,7 @@ func TestSlaveOffsetsGivenBack(t *testing.T) {
 	waitLog(t, m, "HA: slave accepted", 1, 30*time.Second)
 	topic := tests.UniqueName("HA_FAILBACK")
 	group := tests.UniqueName("CG_FAILBACK")
-	tests.NewAdmin(t, c.NS()).CreateTopic(m.BrokerAddr, topic, queues)
+	c.CreateTopic(t, "a", topic, queues)
 
 	p := tests.NewProducer(t, c.NS(), producer.WithRetry(2))
 	sent := map[string]bool{}

@@ -174,6 +174,20 @@ func RouteAddrs(t *testing.T, ns, topic, brokerName string) map[int64]string {
 	return nil
 }
 
+// CreateTopic creates topic with queues on group's master ("a" or "b") and
+// waits until every name server routes it there: the broker registers the new
+// topic in the background, and a producer that asks first fails with "route
+// info not found".
+func (c *Cluster) CreateTopic(t *testing.T, group, topic string, queues int) {
+	t.Helper()
+	tests.NewAdmin(t, c.NS()).CreateTopic(c.Master(group).BrokerAddr, topic, queues)
+	for _, ns := range c.NSList() {
+		tests.WaitFor(t, 30*time.Second, func() bool {
+			return RouteAddrs(t, ns, topic, "broker-"+group)[0] != ""
+		}, "route of %s at %s to broker-%s", topic, ns, group)
+	}
+}
+
 // WaitRouteWithout waits until every name server routes topic's group
 // brokerName to the slave only (the master's address dropped, the slave kept).
 func (c *Cluster) WaitRouteWithout(t *testing.T, topic, brokerName string, id int64) {

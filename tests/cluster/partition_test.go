@@ -244,7 +244,7 @@ func TestReplicationPartition(t *testing.T) {
 		Extra: []string{"syncFlushTimeout=1000", "haHousekeepingInterval=3000", "mappedFileSizeCommitLog=65536"}})
 	m, s := c.Master("a"), c.Slave("a")
 	topic := tests.UniqueName("HA_PARTITION")
-	tests.NewAdmin(t, c.NS()).CreateTopic(m.BrokerAddr, topic, 4)
+	c.CreateTopic(t, "a", topic, 4)
 
 	stop := make(chan struct{})
 	l, wg := runLoad(t, c.NS(), topic, 4, stop)

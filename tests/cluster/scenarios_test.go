@@ -50,7 +50,7 @@ func TestSlaveKillRestart(t *testing.T) {
 	m, s := c.Master("a"), c.Slave("a")
 	waitLog(t, m, "HA: slave accepted", 1, 30*time.Second)
 	topic := tests.UniqueName("HA_SLAVEKILL")
-	tests.NewAdmin(t, c.NS()).CreateTopic(m.BrokerAddr, topic, 4)
+	c.CreateTopic(t, "a", topic, 4)
 
 	stop := make(chan struct{})
 	l, wg := runLoad(t, c.NS(), topic, 8, stop)
@@ -98,7 +98,7 @@ func TestUpdateBrokerConfigRole(t *testing.T) {
 	m := c.Master("a")
 	waitLog(t, m, "HA: slave accepted", 1, 30*time.Second)
 	topic := tests.UniqueName("HA_UPDCFG")
-	tests.NewAdmin(t, c.NS()).CreateTopic(m.BrokerAddr, topic, 4)
+	c.CreateTopic(t, "a", topic, 4)
 	stop := make(chan struct{})
 	l, wg := runLoad(t, c.NS(), topic, 4, stop)
 	defer func() { close(stop); wg.Wait() }()
@@ -140,14 +140,8 @@ func TestUpdateBrokerConfigRole(t *testing.T) {
 func TestNamesrvKill(t *testing.T) {
 	c := Start(t, Options{Mode: "async", Brokers: []string{"broker-a", "broker-b"}})
 	topic := tests.UniqueName("HA_NSKILL")
-	adm := tests.NewAdmin(t, c.NS())
-	adm.CreateTopic(c.Master("a").BrokerAddr, topic, 4)
-	adm.CreateTopic(c.Master("b").BrokerAddr, topic, 4)
-	for _, ns := range c.NSList() {
-		tests.WaitFor(t, 30*time.Second, func() bool {
-			return len(RouteAddrs(t, ns, topic, "broker-a")) > 0 && len(RouteAddrs(t, ns, topic, "broker-b")) > 0
-		}, "route of %s at %s", topic, ns)
-	}
+	c.CreateTopic(t, "a", topic, 4)
+	c.CreateTopic(t, "b", topic, 4)
 	all := producer.WithNsResolver(primitive.NewPassthroughResolver(c.NSList()))
 	stop := make(chan struct{})
 	l, wg := runLoad(t, c.NS(), topic, 4, stop, all)
@@ -182,7 +176,7 @@ func TestNamesrvKill(t *testing.T) {
 func TestSyncMasterNoSlave(t *testing.T) {
 	c := Start(t, Options{Mode: "sync", Brokers: []string{"broker-a"}})
 	topic := tests.UniqueName("HA_NOSLAVE")
-	tests.NewAdmin(t, c.NS()).CreateTopic(c.Master("a").BrokerAddr, topic, 4)
+	c.CreateTopic(t, "a", topic, 4)
 	p := tests.NewProducer(t, c.NS(), producer.WithRetry(0))
 	for i := range 3 {
 		res, err := p.SendSync(context.Background(), primitive.NewMessage(topic, []byte("m")))

@@ -36,16 +36,6 @@ func clusterInfo(t *testing.T, ns string) *body.ClusterInfo {
 	return ci
 }
 
-// waitBothGroups waits until every name server routes topic to both groups.
-func waitBothGroups(t *testing.T, c *Cluster, topic string) {
-	t.Helper()
-	for _, ns := range c.NSList() {
-		tests.WaitFor(t, 30*time.Second, func() bool {
-			return RouteAddrs(t, ns, topic, "broker-a")[0] != "" && RouteAddrs(t, ns, topic, "broker-b")[0] != ""
-		}, "route of %s at %s through both masters", topic, ns)
-	}
-}
-
 // TestFullTopology: the seed's 3 name servers + broker-a, broker-a-s,
 // broker-b, broker-b-s from configs/2m-2s-async. Every name server lists the
 // four brokers (ids 0 and 1 of each group) in DefaultCluster; a producer
@@ -86,10 +76,8 @@ func TestFullTopology(t *testing.T) {
 	}
 
 	topic := tests.UniqueName("HA_TOPO")
-	adm := tests.NewAdmin(t, c.NS())
-	adm.CreateTopic(c.Master("a").BrokerAddr, topic, 4)
-	adm.CreateTopic(c.Master("b").BrokerAddr, topic, 4)
-	waitBothGroups(t, c, topic)
+	c.CreateTopic(t, "a", topic, 4)
+	c.CreateTopic(t, "b", topic, 4)
 
 	p := tests.NewProducer(t, c.NS(), producer.WithNsResolver(primitive.NewPassthroughResolver(c.NSList())), producer.WithRetry(2))
 	sent := map[string]bool{}
@@ -126,10 +114,8 @@ func TestMasterPause(t *testing.T) {
 	})
 	m := c.Master("a")
 	topic := tests.UniqueName("HA_PAUSE")
-	adm := tests.NewAdmin(t, c.NS())
-	adm.CreateTopic(m.BrokerAddr, topic, 4)
-	adm.CreateTopic(c.Master("b").BrokerAddr, topic, 4)
-	waitBothGroups(t, c, topic)
+	c.CreateTopic(t, "a", topic, 4)
+	c.CreateTopic(t, "b", topic, 4)
 
 	// No retry and a short timeout: a send routed to the paused master fails
 	// rather than being retried on broker-b, so only a client whose routes
@@ -223,7 +209,7 @@ func TestMasterRestartBehindSlave(t *testing.T) {
 	m, s := c.Master("a"), c.Slave("a")
 	waitLog(t, m, "HA: slave accepted", 1, 30*time.Second)
 	topic := tests.UniqueName("HA_DIVERGE")
-	tests.NewAdmin(t, c.NS()).CreateTopic(m.BrokerAddr, topic, 4)
+	c.CreateTopic(t, "a", topic, 4)
 	p := tests.NewProducer(t, c.NS(), producer.WithRetry(2))
 	for i := range 100 {
 		res, err := p.SendSync(context.Background(), primitive.NewMessage(topic, []byte("d-"+strconv.Itoa(i))))
