@@ -19,6 +19,7 @@ import (
 	"net/http/pprof"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -59,8 +60,8 @@ type Module struct {
 	reg  *kernel.AdminRegistry
 	log  zerolog.Logger
 
-	ln  net.Listener
-	srv *http.Server
+	addr atomic.Pointer[net.Addr] // set once listening; read from other goroutines
+	srv  *http.Server
 }
 
 // MQDModule implements kernel.Module.
@@ -123,7 +124,8 @@ func (m *Module) Start() error {
 	if err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
-	m.ln = ln
+	a := ln.Addr()
+	m.addr.Store(&a)
 	m.srv = &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
 	go func() {
 		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -136,10 +138,10 @@ func (m *Module) Start() error {
 
 // Addr returns the listening address (nil when disabled).
 func (m *Module) Addr() net.Addr {
-	if m.ln == nil {
-		return nil
+	if a := m.addr.Load(); a != nil {
+		return *a
 	}
-	return m.ln.Addr()
+	return nil
 }
 
 // Stop closes the listener and drains requests.
