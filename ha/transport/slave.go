@@ -205,6 +205,7 @@ func (s *Slave) session(addr string) error {
 	r := bufio.NewReaderSize(c, 256<<10)
 	var hdr [headerSize]byte
 	var buf []byte
+	unreported := 0 // bytes appended since the last report
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(s.opts.Housekeeping))
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -249,10 +250,14 @@ func (s *Slave) session(addr string) error {
 		}
 		// Confirm once per burst: frames already received are appended
 		// first, so one report (one syscall each side, one wake-up of the
-		// master's waiters) covers them all.
-		if r.Buffered() >= headerSize {
+		// master's waiters) covers them all. A stream that never pauses
+		// still gets a report per maxUnreported bytes or per millisecond.
+		unreported += size
+		if r.Buffered() >= headerSize && unreported < maxUnreported &&
+			time.Since(time.Unix(0, lastReport.Load())) < time.Millisecond {
 			continue
 		}
+		unreported = 0
 		if err := report(); err != nil {
 			return err
 		}

@@ -63,6 +63,10 @@ const maxFrameBody = 64 << 20
 // and is not woken (RocketMQ: 100 ms).
 const idleWait = 100 * time.Millisecond
 
+// maxUnreported bounds how many appended bytes a slave leaves unconfirmed
+// while frames keep arriving back to back.
+const maxUnreported = 256 << 10
+
 // coalesceWait bounds how long a sender waits for a frame to fill (coalesce).
 const coalesceWait = 300 * time.Microsecond
 

@@ -344,15 +344,24 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 	// Ready once a slave has confirmed what was stored when the swap began;
 	// then the backlog that the load kept adding meanwhile is chased a few
 	// rounds more while it exceeds one transfer batch, so that the first
-	// sends under a sync mode do not all wait for it. A slave slower than the
-	// load never closes the gap: after those rounds the swap goes ahead.
+	// sends under a sync mode do not all wait for it.
+	// The chase never makes a swap fail: once the start is confirmed, a
+	// round not confirmed within a quarter of the catch-up bound (a slave
+	// slower than the load, or gone) ends it and the swap goes ahead.
 	target := h.repl.MaxPhyOffset()
 	chase := 3
+	var started time.Time // when the slave confirmed the swap's start
 	rep, err := h.slot.Swap(ctx, kernel.SwapPlan[ha.Replicator]{
 		Next: next,
 		Ready: func(r ha.Replicator) error {
 			if err := r.Ready(target); err != nil {
-				return err
+				if started.IsZero() || time.Since(started) < h.opts.CatchUp()/4 {
+					return err
+				}
+				return nil
+			}
+			if started.IsZero() {
+				started = time.Now()
 			}
 			end := h.repl.MaxPhyOffset()
 			if backlog := end - h.master.AckedOffset(); chase > 0 && backlog > int64(h.opts.TransferBatchSize) {

@@ -161,7 +161,11 @@ func (s *Store) syncFlushOnce() {
 		flushed, err := s.flushCommitLog(0)
 		if err == nil && s.fenceErr.Load() == nil {
 			s.dispatchPending(flushed)
-			s.syncedWhere.Store(flushed)
+			// A dispatch that failed fenced the store: the entries it did
+			// not write must not be acknowledged.
+			if s.fenceErr.Load() == nil {
+				s.syncedWhere.Store(flushed)
+			}
 		}
 		s.broadcastFlushed()
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -143,4 +144,42 @@ func TestS11FsyncEIOAsyncFlush(t *testing.T) {
 	}
 	waitT(t, func() bool { return s.fenceErr.Load() != nil }, "the failed flush did not fence the store")
 	checkFencedThenRecovered(t, s, opts, "S11A", acked)
+}
+
+// TestFenceWakesFlushWaiters: a fence raised outside the flusher (a failed
+// commit on the put path, a consume-queue flush error) answers the puts
+// waiting for a flush at once with FLUSH_DISK_TIMEOUT, not after
+// syncFlushTimeout (a minute here).
+func TestFenceWakesFlushWaiters(t *testing.T) {
+	opts := storetest.Options(t.TempDir())
+	opts.FlushDiskType = storage.SyncFlush
+	opts.SyncFlushTimeout = 60000
+	s := openT(t, opts)
+	release := make(chan struct{})
+	var once sync.Once
+	hook := func() { once.Do(func() { <-release }) } // the group commit stalls
+	s.beforeSync.Store(&hook)
+	defer func() {
+		close(release)
+		_ = s.Close() // fenced: Close reports it
+	}()
+
+	const senders = 4
+	statuses := make(chan storage.PutStatus, senders)
+	for i := range senders {
+		go func() { statuses <- s.Put(storetest.Msg("FW", 0, fmt.Sprintf("w-%d", i), "")).Status }()
+	}
+	waitT(t, func() bool { return s.pendingLen() == senders }, "puts not waiting")
+	s.fence(errors.New("injected: consume queue flush failed"))
+	deadline := time.After(20 * time.Second)
+	for range senders {
+		select {
+		case st := <-statuses:
+			if st != storage.PutFlushDiskTimeout {
+				t.Fatalf("waiting put after a fence: %v, want FLUSH_DISK_TIMEOUT", st)
+			}
+		case <-deadline:
+			t.Fatal("waiting puts not answered after the fence")
+		}
+	}
 }

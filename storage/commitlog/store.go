@@ -356,6 +356,11 @@ func (s *Store) fence(err error) {
 	err = fmt.Errorf("message store fenced (no writes until a restart recovers from disk): %w", err)
 	if s.fenceErr.CompareAndSwap(nil, &err) {
 		s.log.Error().Err(err).Msg("message store fenced: no more writes until restart")
+		// Puts waiting for a flush answer now (FLUSH_DISK_TIMEOUT) rather
+		// than at syncFlushTimeout: the flusher no longer runs.
+		if s.flushNotify.Load() != nil {
+			s.broadcastFlushed()
+		}
 	}
 }
 

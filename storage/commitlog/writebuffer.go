@@ -113,17 +113,20 @@ func (m *mappedFile) commit() error {
 		return nil
 	}
 	staged, wrote := m.staged.Load(), m.wrote.Load()
-	for wrote < staged {
-		n, err := unix.Pwrite(int(m.f.Fd()), m.wbuf[wrote:staged], wrote)
+	for at := wrote; at < staged; {
+		n, err := unix.Pwrite(int(m.f.Fd()), m.wbuf[at:staged], at)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
-			return fmt.Errorf("commit %s at %d: %w", m.path, wrote, err)
+			// Nothing of this range is published: readers and slaves never
+			// see part of a record.
+			return fmt.Errorf("commit %s at %d: %w", m.path, at, err)
 		}
-		wrote += int64(n)
-		m.wrote.Store(wrote)
+		at += int64(n)
 	}
+	wrote = staged
+	m.wrote.Store(wrote)
 	if rel := wrote &^ (pageSize - 1); rel-m.released >= releaseChunk {
 		_ = unix.Madvise(m.wbuf[m.released:rel], unix.MADV_DONTNEED)
 		m.released = rel
