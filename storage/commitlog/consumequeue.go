@@ -86,7 +86,9 @@ func (c *consumeQueue) newFile(from int64) (*mappedFile, error) {
 		}
 		r.destroy(false) // stale (the queue was truncated since)
 	}
-	c.resMu.Unlock()
+	// Appended before resMu is released: a reserve in between would
+	// otherwise see the old last file and map this one a second time.
+	defer c.resMu.Unlock()
 	if mf == nil {
 		return c.q.newFile(from)
 	}
