@@ -7,6 +7,9 @@
 # goes to a temporary directory that is removed.
 #
 #   bash configs/bench-replication.sh async|sync [ASYNC_FLUSH|SYNC_FLUSH]
+#
+# CLIENT=go measures with the official Go client instead of mqbench's native
+# one (more client CPU per message, so the brokers get less of the cores).
 set -euo pipefail
 mode=${1:?usage: bench-replication.sh async|sync [flushDiskType]}
 flush=${2:-ASYNC_FLUSH}
@@ -42,5 +45,5 @@ broker broker-a-s 30921 "" ${PIN:+1}
 wait_for "$base/broker-a.log" "slave accepted"
 (while sleep 0.5; do curl -s 127.0.0.1:30913/ha | grep -o '"lagBytes": *[0-9]*' | tr -dc '0-9\n'; done >"$base/lag.txt") &
 pids+=($!)
-${PIN:+taskset -c 0} "$base/mqbench" producer --client native -p 2 -n $ns -t BenchReplication -w 64 -s 1024 -d "${DUR:-20s}" 2>&1 | tail -2
+${PIN:+taskset -c 0} "$base/mqbench" producer --client "${CLIENT:-native}" -p 2 -n $ns -t BenchReplication -w 64 -s 1024 -d "${DUR:-20s}" 2>&1 | tail -2
 sort -n "$base/lag.txt" | awk '{a[NR]=$1} END {if (NR) printf "replication lag, bytes: median %d, max %d (%d samples)\n", a[int((NR+1)/2)], a[NR], NR}'
