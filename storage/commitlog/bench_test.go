@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,3 +150,71 @@ func BenchmarkGetMessages(b *testing.B) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkPlainGroupCommit1KB64 is the baseline PutSyncFlush1KB64 is judged
+// against: the simplest group commit on the same disk, with no store around
+// it. 64 goroutines append 1 KiB with pwrite under a mutex and wait for an
+// fdatasync covering their bytes; one goroutine syncs in a loop.
+func BenchmarkPlainGroupCommit1KB64(b *testing.B) {
+	f, err := os.Create(benchDir(b) + "/plain")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, 1<<30); err != nil {
+		b.Skip("fallocate:", err)
+	}
+	var (
+		mu     sync.Mutex
+		end    int64
+		synced atomic.Int64
+		fsyncs atomic.Int64
+		stop   atomic.Bool
+		cond   = sync.NewCond(new(sync.Mutex))
+	)
+	go func() {
+		for !stop.Load() {
+			mu.Lock()
+			e := end
+			mu.Unlock()
+			if e == synced.Load() {
+				runtime.Gosched()
+				continue
+			}
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				panic(err)
+			}
+			fsyncs.Add(1)
+			cond.L.Lock()
+			synced.Store(e)
+			cond.Broadcast()
+			cond.L.Unlock()
+		}
+	}()
+	defer stop.Store(true)
+	buf := make([]byte, 1024)
+	b.SetParallelism(max(1, 64/testingProcs()))
+	b.SetBytes(int64(len(buf)))
+	mt := startMeter()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			off := end % (1 << 30)
+			if _, err := unix.Pwrite(int(f.Fd()), buf, off); err != nil {
+				mu.Unlock()
+				b.Error(err)
+				return
+			}
+			end += int64(len(buf))
+			mine := end
+			mu.Unlock()
+			cond.L.Lock()
+			for synced.Load() < mine {
+				cond.Wait()
+			}
+			cond.L.Unlock()
+		}
+	})
+	mt.report(b, b.N)
+	b.ReportMetric(float64(b.N)/float64(max(1, fsyncs.Load())), "msgs/fsync")
+}
