@@ -218,3 +218,36 @@ func BenchmarkPlainGroupCommit1KB64(b *testing.B) {
 	mt.report(b, b.N)
 	b.ReportMetric(float64(b.N)/float64(max(1, fsyncs.Load())), "msgs/fsync")
 }
+
+// BenchmarkSync50KB is why SYNC_FLUSH stages appends (writebuffer.go): 50 KiB
+// appended to a preallocated file and synced, one round per op, written
+// through a shared mapping and msynced, or written with pwrite and msynced.
+func BenchmarkSync50KB(b *testing.B) {
+	const size, chunk = 256 << 20, 50 << 10
+	for _, how := range []string{"mapping", "pwrite"} {
+		b.Run(how, func(b *testing.B) {
+			mf, err := createMappedFile(benchDir(b), 0, size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer mf.destroy(true)
+			buf := make([]byte, chunk)
+			b.SetBytes(chunk)
+			off := int64(0)
+			for b.Loop() {
+				if off+chunk > size {
+					off = 0
+				}
+				if how == "mapping" {
+					copy(mf.data[off:], buf)
+				} else if _, err := unix.Pwrite(int(mf.f.Fd()), buf, off); err != nil {
+					b.Fatal(err)
+				}
+				if err := unix.Msync(mf.data[off&^(pageSize-1):off+chunk], unix.MS_SYNC); err != nil {
+					b.Fatal(err)
+				}
+				off += chunk
+			}
+		})
+	}
+}
