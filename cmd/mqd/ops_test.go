@@ -84,6 +84,14 @@ func TestAdminEndpointSubcommands(t *testing.T) {
 		t.Fatalf("reload of a non-live key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 
+	// mqd swap: without a connected slave the sync mode cannot catch up, so
+	// the swap is refused with the reason and the async mode stays.
+	r = run(t, "", nil, "swap", "ha", "sync", "--admin", addr)
+	if r.code != 1 || !strings.Contains(r.stdout, "no slave is connected") || !strings.Contains(r.stderr, "swap ha sync refused") {
+		t.Fatalf("swap to sync without a slave: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "", nil, "swap", "ha", "async", "--admin", addr).mustSucceed(t)
+
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -187,9 +187,15 @@ func getenv(sys IO, key string) string {
 
 // adminGet fetches path from the admin endpoint.
 func adminGet(addr, path, token string) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return adminCall(http.MethodGet, addr, path, token, 10*time.Second)
+}
+
+// adminCall sends method path to the admin endpoint (with the bearer token
+// when set) and returns the status code and body.
+func adminCall(method, addr, path, token string, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}

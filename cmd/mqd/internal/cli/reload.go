@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -51,24 +50,13 @@ func runReload(args []string, sys IO) error {
 	if len(rest) > 0 {
 		return usageError{reloadUsage}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+*adminAddr+"/reload", nil)
+	code, body, err := adminCall(http.MethodPost, *adminAddr, "/reload", *token, 2*time.Minute)
 	if err != nil {
-		return err
+		return fmt.Errorf("reload: %w", err)
 	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reload: admin endpoint %s: %w", *adminAddr, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	fmt.Fprintln(sys.Stdout, strings.TrimSpace(string(body)))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reload refused (HTTP %d); the running configuration stays", resp.StatusCode)
+	if code != http.StatusOK {
+		return fmt.Errorf("reload refused (HTTP %d); the running configuration stays", code)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -32,25 +31,13 @@ func runSwap(args []string, sys IO) error {
 	if _, err := parseFlags(fs, args[2:]); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	u := "http://" + *adminAddr + "/swap?slot=ha&to=" + url.QueryEscape(to)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	code, body, err := adminCall(http.MethodPost, *adminAddr, "/swap?slot=ha&to="+url.QueryEscape(to), *token, 2*time.Minute)
 	if err != nil {
-		return err
+		return fmt.Errorf("swap: %w", err)
 	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("swap: admin endpoint %s: %w", *adminAddr, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	fmt.Fprintln(sys.Stdout, strings.TrimSpace(string(body)))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("swap ha %s refused (HTTP %d); the current mode stays", to, resp.StatusCode)
+	if code != http.StatusOK {
+		return fmt.Errorf("swap ha %s refused (HTTP %d); the current mode stays", to, code)
 	}
 	return nil
 }
