@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +29,10 @@ func init() { kernel.RegisterModule(new(Broker)) }
 type Broker struct {
 	cfg      Config
 	storeCfg storage.Options
-	log      zerolog.Logger
-	store    storage.Store
+	// storeSyncFlush: records become readable only at the group commit.
+	storeSyncFlush bool
+	log            zerolog.Logger
+	store          storage.Store
 
 	server   *remoting.Server
 	listener net.Listener
@@ -81,6 +84,7 @@ func (b *Broker) Provision(ctx kernel.Context) error {
 	if err := ctx.Config.Unmarshal("store", &b.storeCfg); err != nil {
 		return fmt.Errorf("store config: %w", err)
 	}
+	b.storeSyncFlush = strings.EqualFold(strings.TrimSpace(b.storeCfg.FlushDiskType), storage.SyncFlush)
 	engine := ctx.Config.String("store.engine")
 	mod, err := ctx.LoadModule(kernel.ModuleID(engine))
 	if err != nil {

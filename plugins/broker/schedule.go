@@ -331,8 +331,11 @@ func (b *Broker) notifyArrival(topic string, queueID int32, maxOffset int64) {
 	b.pullHold.NotifyArrival(topic, queueID, maxOffset)
 	// Under SYNC_FLUSH bytes become readable, and so sendable to slaves,
 	// only at the group commit, after the put that notified the HA senders
-	// may have returned (WAIT=false): wake them again now.
-	b.notifyReplica()
+	// may have returned (WAIT=false): wake them again now. (Under
+	// ASYNC_FLUSH the put's own notification already found the bytes.)
+	if b.storeSyncFlush {
+		b.notifyReplica()
+	}
 }
 
 // runLevel delivers one level's messages as they fall due.

@@ -63,6 +63,7 @@ func (s *Store) warmFile(mf *mappedFile) bool {
 		if err := unix.Madvise(mf.data[from:to], unix.MADV_POPULATE_WRITE); err != nil {
 			if errors.Is(err, unix.EINVAL) {
 				s.log.Debug().Err(err).Msg("MADV_POPULATE_WRITE not supported: commit-log pages are not warmed")
+				s.warmUnsupported.Store(true)
 				return false
 			}
 			return true // e.g. EINTR or ENOMEM: try again on the next wake
