@@ -172,6 +172,11 @@ type Store interface {
 	DeleteTopics(topics ...string) error
 	// QueueIDs lists the queues a topic has in the store.
 	QueueIDs(topic string) []int32
+	// Topics lists, sorted, every topic that has a queue in the store. A
+	// broker starting as master compares it with its topic configs, so that
+	// records whose config was never copied or was lost stay readable
+	// (docs/replication.md, "Promoting a slave").
+	Topics() []string
 
 	// QueryMessages finds messages of a topic by key (a KEYS token or the
 	// UNIQ_KEY) stored in [begin, end] (ms): at most maxNum offsets (capped by

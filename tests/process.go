@@ -277,12 +277,21 @@ func (p *Process) Kill() {
 // directory (so the same data), after Stop or Kill.
 func (p *Process) Restart() {
 	p.t.Helper()
+	p.RestartWith()
+}
+
+// RestartWith is Restart with more arguments, appended to the first run's
+// for this run and later ones (a later --set wins: a slave restarted with
+// --set brokerId=0 --set brokerRole=ASYNC_MASTER is promoted).
+func (p *Process) RestartWith(extra ...string) {
+	p.t.Helper()
 	p.mu.Lock()
 	running := p.cmd != nil
 	p.mu.Unlock()
 	if running {
 		p.t.Fatalf("restart mqd: still running; Stop or Kill it first")
 	}
+	p.args = append(p.args, extra...)
 	if err := p.start(); err != nil {
 		p.t.Fatalf("restart mqd: %v", err)
 	}

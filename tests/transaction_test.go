@@ -439,3 +439,82 @@ func TestTransactionBrokerKill(t *testing.T) {
 		t.Errorf("%d op records for %d transactions", got, 4*n)
 	}
 }
+
+// TestTransactionSlavePromoted: half messages a SYNC_MASTER acknowledged are
+// on its slave; after the master is SIGKILLed and the slave restarted as the
+// new master (brokerId=0, same store), the new master checks back the ones
+// still open and ends each exactly once, while those ended on the old master
+// stay ended (docs/replication.md, "Promoting a slave").
+func TestTransactionSlavePromoted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ns := StartProcess(t, "namesrv", "--set", "namesrv.listenPort=0",
+		"--set", "namesrv.kvConfigPath="+filepath.Join(dir, "kvConfig.json"))
+	name := UniqueName("txpromote")
+	start := func(role string, id int) *Process {
+		props := fmt.Sprintf("brokerName=%s\nbrokerId=%d\nbrokerRole=%s\nlistenPort=%d\nhaListenPort=%d\nnamesrvAddr=%s\n"+
+			"brokerIP1=127.0.0.1\nstorePathRootDir=%s\ntransactionCheckInterval=1000\ntransactionTimeOut=1000\n",
+			name, id, role, FreePort(t), FreePort(t), ns.NameSrvAddr, filepath.Join(dir, role, "store"))
+		file := filepath.Join(dir, role+".properties")
+		if err := os.WriteFile(file, []byte(props), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return StartProcess(t, "broker", "-c", file, "--set", "broker.slaveSyncInterval=500")
+	}
+	m := start("SYNC_MASTER", 0)
+	s := start("SLAVE", 1)
+	WaitFor(t, 30*time.Second, func() bool { return strings.Contains(m.Logs(), "HA: slave accepted") }, "slave connected")
+	topic := UniqueName("TxPromote")
+	NewAdmin(t, ns.NameSrvAddr).CreateTopic(m.BrokerAddr, topic, 2)
+	group := UniqueName("TxPromotePG")
+
+	var promoted atomic.Bool
+	decide := func(body string) primitive.LocalTransactionState {
+		switch {
+		case strings.HasPrefix(body, "commit"), promoted.Load() && strings.HasPrefix(body, "open-commit"):
+			return primitive.CommitMessageState
+		case strings.HasPrefix(body, "rollback"), promoted.Load() && strings.HasPrefix(body, "open-rollback"):
+			return primitive.RollbackMessageState
+		}
+		return primitive.UnkonwnState
+	}
+	l := newTxListener(decide, decide)
+	p := newTxProducer(t, ns.NameSrvAddr, group, "", l)
+	const n = 10
+	want := map[string]bool{}
+	for i := range n {
+		for _, kind := range []string{"commit", "rollback", "open-commit", "open-rollback"} {
+			body := fmt.Sprintf("%s-%d", kind, i)
+			sendTx(t, p, topic, body)
+			want[body] = strings.HasPrefix(kind, "commit") || kind == "open-commit"
+		}
+	}
+	// The ends of the decided ones are op records, replicated like any other.
+	WaitFor(t, 60*time.Second, func() bool { return remoteMaxOffset(t, s.BrokerAddr, transOpTopic) >= 2*n },
+		"the %d commits and rollbacks replicated", 2*n)
+	_ = p.Shutdown()
+	m.Kill()
+	s.Stop()
+	promoted.Store(true)
+	s.RestartWith("--set", "brokerId=0", "--set", "brokerRole=ASYNC_MASTER")
+
+	newTxProducer(t, ns.NameSrvAddr, group, topic, l)
+	cons := StartPushConsumer(t, ns.NameSrvAddr, topic, ConsumerOptions{FromFirst: true})
+	WaitFor(t, 90*time.Second, func() bool { return remoteMaxOffset(t, s.BrokerAddr, transOpTopic) >= 4*n },
+		"all %d transactions ended on the promoted broker (op records %d)", 4*n, remoteMaxOffset(t, s.BrokerAddr, transOpTopic))
+	WaitFor(t, 60*time.Second, func() bool { return cons.Received.Distinct() >= 2*n },
+		"%d committed messages delivered, got %d", 2*n, cons.Received.Distinct())
+	for body, count := range deliveries(cons.Received) {
+		if !want[body] || count != 1 {
+			t.Errorf("%s delivered %d times (committed: %v)", body, count, want[body])
+		}
+	}
+	if got := remoteMaxOffset(t, s.BrokerAddr, transOpTopic); got != 4*n {
+		t.Errorf("%d op records for %d transactions", got, 4*n)
+	}
+	for i := range n {
+		if c := l.Checks(fmt.Sprintf("commit-%d", i)); c != 0 {
+			t.Errorf("commit-%d, ended on the old master, checked back %d times by the new one", i, c)
+		}
+	}
+}

@@ -151,6 +151,7 @@ func (b *Broker) Start() error {
 		ln.Close()
 		return err
 	}
+	b.adoptStore() // before services read offsets and the first registration (adopt.go)
 	if err := b.startServices(); err != nil {
 		ln.Close()
 		return err

@@ -158,12 +158,14 @@ func (b *Broker) startHA() error {
 		return nil
 	}
 	if h.Role() == storage.RoleSlave {
+		// The syncer exists before the first replicated record is dispatched:
+		// the arrival listener asks it about unknown topics (slave.go).
+		h.syncer = newSlaveSyncer(b)
 		h.slave = transport.NewSlave(h.repl, h.transportOptions())
 		if h.opts.MasterAddress != "" {
 			h.slave.SetMasterAddr(h.opts.MasterAddress)
 		}
 		h.slave.Start()
-		h.syncer = newSlaveSyncer(b)
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()

@@ -329,6 +329,9 @@ func (b *Broker) notifyArrival(topic string, queueID int32, maxOffset int64) {
 		}
 	}
 	b.pullHold.NotifyArrival(topic, queueID, maxOffset)
+	if s := b.ha.slaveSyncer(); s != nil {
+		s.replicated(topic)
+	}
 	// Under SYNC_FLUSH bytes become readable, and so sendable to slaves,
 	// only at the group commit, after the put that notified the HA senders
 	// may have returned (WAIT=false): wake them again now. (Under

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mqd/mqd/protocols/remoting"
@@ -51,6 +52,40 @@ import (
 type slaveSyncer struct {
 	b    *Broker
 	wake chan struct{}
+
+	// asked holds the topics replicated without a config that already woke
+	// a synchronisation since the last periodic round: a topic the master
+	// does not know either (a delayed message delivered to a topic deleted
+	// meanwhile) asks once a round, not once a record.
+	askedMu sync.Mutex
+	asked   map[string]struct{}
+}
+
+// slaveSyncer is the syncer of a slave, nil on a master.
+func (h *haService) slaveSyncer() *slaveSyncer {
+	if h == nil {
+		return nil
+	}
+	return h.syncer
+}
+
+// replicated is called for every record the slave dispatches. A topic with
+// no config here was created on the master since the last copy: copy now,
+// not up to slaveSyncInterval later, so that a master dying in between
+// leaves the config on this slave (docs/replication.md, "Promoting a slave").
+func (s *slaveSyncer) replicated(topic string) {
+	if s.b.topics.has(topic) {
+		return
+	}
+	s.askedMu.Lock()
+	_, done := s.asked[topic]
+	if !done {
+		s.asked[topic] = struct{}{}
+	}
+	s.askedMu.Unlock()
+	if !done {
+		s.kick()
+	}
 }
 
 func newSlaveSyncer(b *Broker) *slaveSyncer {
@@ -60,7 +95,7 @@ func newSlaveSyncer(b *Broker) *slaveSyncer {
 	} else if n > 0 {
 		b.log.Info().Int("queues", n).Msg("consumer offsets committed on this slave before its restart are not confirmed by the master yet; they will be given back")
 	}
-	return &slaveSyncer{b: b, wake: make(chan struct{}, 1)}
+	return &slaveSyncer{b: b, wake: make(chan struct{}, 1), asked: map[string]struct{}{}}
 }
 
 func (s *slaveSyncer) kick() {
@@ -83,9 +118,16 @@ func (s *slaveSyncer) run(stop <-chan struct{}) {
 			s.persistUnconfirmed()
 			return
 		case <-t.C:
+			s.forgetAsked()
 		case <-s.wake:
 		}
 	}
+}
+
+func (s *slaveSyncer) forgetAsked() {
+	s.askedMu.Lock()
+	clear(s.asked)
+	s.askedMu.Unlock()
 }
 
 func (s *slaveSyncer) call(addr string, req *remoting.Command) (*remoting.Command, error) {
@@ -112,8 +154,10 @@ func (s *slaveSyncer) syncAll(addr string) {
 	}
 	if data, err := s.invoke(addr, remoting.GetAllTopicConfig); err != nil {
 		warn("topic configs", err)
+		s.forgetAsked() // the next record of an unknown topic asks again
 	} else if err := b.topics.replaceFromMaster(data); err != nil {
 		warn("topic configs", err)
+		s.forgetAsked()
 	}
 	s.syncOffsets(addr, warn)
 	if data, err := s.invoke(addr, remoting.GetAllDelayOffset); err != nil {

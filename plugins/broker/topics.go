@@ -184,6 +184,14 @@ func (m *TopicConfigManager) Get(topic string) (body.TopicConfig, bool) {
 	return tc, ok
 }
 
+// has reports whether a topic has a config (no copy: slaves ask per record).
+func (m *TopicConfigManager) has(topic string) bool {
+	m.mu.RLock()
+	_, ok := m.table[topic]
+	m.mu.RUnlock()
+	return ok
+}
+
 // CreateInSendMessage returns the topic's config, creating it from defaultTopic
 // (TBW102) when it does not exist (RocketMQ's createTopicInSendMessageMethod):
 // only with autoCreateTopicEnable and when the default topic exists with the

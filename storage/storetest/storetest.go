@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -185,6 +186,10 @@ func testQueueOffsets(t *testing.T, e Engine) {
 	}
 	if ids := s.QueueIDs("Q"); len(ids) != 3 || ids[0] != 0 || ids[2] != 2 {
 		t.Fatalf("QueueIDs %v", ids)
+	}
+	mustPut(t, s, Msg("A", 0, "a", ""))
+	if got := s.Topics(); !slices.Contains(got, "Q") || !slices.Contains(got, "A") || !slices.IsSorted(got) || slices.Contains(got, "nope") {
+		t.Fatalf("Topics %v, want A and Q, sorted", got)
 	}
 	if s.MaxOffset("Q", 9) != 0 || s.MaxOffset("nope", 0) != 0 || len(s.QueueIDs("nope")) != 0 {
 		t.Fatal("unknown queue not empty")
@@ -406,6 +411,9 @@ func testReopen(t *testing.T, e Engine) {
 	if s.MaxPhyOffset() != maxPhy {
 		t.Fatalf("MaxPhyOffset %d after reopen, want %d", s.MaxPhyOffset(), maxPhy)
 	}
+	if got := s.Topics(); !slices.Contains(got, "RO") {
+		t.Fatalf("Topics after reopen: %v, want RO", got)
+	}
 	for q := int32(0); q < 4; q++ {
 		if s.MaxOffset("RO", q) != 75 {
 			t.Fatalf("queue %d max %d after reopen", q, s.MaxOffset("RO", q))
@@ -533,6 +541,9 @@ func testDeleteTopics(t *testing.T, e Engine) {
 	held.Release()
 	if s.MaxOffset("D1", 0) != 0 || len(s.QueueIDs("D1")) != 0 {
 		t.Fatalf("D1 still has queues %v", s.QueueIDs("D1"))
+	}
+	if got := s.Topics(); slices.Contains(got, "D1") || !slices.Contains(got, "D2") {
+		t.Fatalf("Topics after deleting D1: %v", got)
 	}
 	if r := s.GetMessages("D1", 0, 0, 32, 0, nil); r.Status != storage.GetNoMessageInQueue {
 		t.Fatalf("deleted topic read status %d", r.Status)
