@@ -11,27 +11,6 @@ import (
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
-// registerMetaHandlers wires the metadata, client-management and admin codes.
-func (b *Broker) registerMetaHandlers() {
-	s := b.server
-	s.Handle(remoting.HeartBeat, b.handleHeartbeat)
-	s.Handle(remoting.UnregisterClient, b.handleUnregisterClient)
-	s.Handle(remoting.GetConsumerListByGroup, b.handleGetConsumerList)
-	s.Handle(remoting.CheckClientConfig, b.handleCheckClientConfig)
-	s.Handle(remoting.LockBatchMQ, b.handleLockBatch)
-	s.Handle(remoting.UnlockBatchMQ, b.handleUnlockBatch)
-	s.Handle(remoting.UpdateAndCreateTopic, b.handleUpdateAndCreateTopic)
-	s.Handle(remoting.DeleteTopicInBroker, b.handleDeleteTopic)
-	s.Handle(remoting.GetAllTopicConfig, b.handleGetAllTopicConfig)
-	s.Handle(remoting.UpdateAndCreateSubscriptionGroup, b.handleUpdateSubscriptionGroup)
-	s.Handle(remoting.GetAllSubscriptionGroupConfig, b.handleGetAllSubscriptionGroup)
-	s.Handle(remoting.DeleteSubscriptionGroup, b.handleDeleteSubscriptionGroup)
-	s.Handle(remoting.GetAllConsumerOffset, b.handleGetAllConsumerOffset)
-	s.Handle(remoting.GetConsumerConnectionList, b.handleGetConsumerConnectionList)
-	s.Handle(remoting.GetProducerConnectionList, b.handleGetProducerConnectionList)
-	s.Handle(remoting.GetBrokerConfig, b.handleGetBrokerConfig)
-}
-
 // handleUpdateAndCreateTopic serves UPDATE_AND_CREATE_TOPIC (17).
 func (b *Broker) handleUpdateAndCreateTopic(conn *remoting.Conn, req *remoting.Command) *remoting.Command {
 	topic := req.Ext("topic")

@@ -19,18 +19,6 @@ import (
 // callClientTimeout bounds a request relayed to a client (Java: 5 s).
 const callClientTimeout = 5 * time.Second
 
-func (b *Broker) registerConsumerAdminHandlers() {
-	s := b.server
-	s.Handle(remoting.GetConsumeStats, b.handleGetConsumeStats)
-	s.Handle(remoting.GetTopicStatsInfo, b.handleGetTopicStatsInfo)
-	s.Handle(remoting.QueryTopicConsumeByWho, b.handleQueryTopicConsumeByWho)
-	s.Handle(remoting.CloneGroupOffset, b.handleCloneGroupOffset)
-	s.Handle(remoting.InvokeBrokerToResetOffset, b.handleResetOffset)
-	s.Handle(remoting.GetConsumerRunningInfo, b.handleGetConsumerRunningInfo)
-	s.Handle(remoting.InvokeBrokerToGetConsumerStatus, b.handleGetConsumerStatus) // consumerrelay.go
-	s.Handle(remoting.ConsumeMessageDirectly, b.handleConsumeMessageDirectly)
-}
-
 func (b *Broker) mq(topic string, queueID int32) body.MessageQueue {
 	return body.MessageQueue{Topic: topic, BrokerName: b.cfg.BrokerName, QueueID: queueID}
 }

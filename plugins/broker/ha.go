@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -453,45 +452,6 @@ func (b *Broker) HAStatus() HAStatus {
 		}
 	}
 	return st
-}
-
-// Reload implements kernel.Reloader (SIGHUP): the broker applies a change of
-// store.brokerRole between ASYNC_MASTER and SYNC_MASTER as a swap of the
-// replication mode; any other key is refused before anything is applied.
-func (b *Broker) Reload(ctx context.Context, next *config.Config, changed []string) error {
-	// Validate everything before applying anything: the broker's live keys go
-	// into a new copy of the live config, brokerRole into a mode swap.
-	b.liveMu.Lock()
-	defer b.liveMu.Unlock()
-	live := *b.conf()
-	v := reflect.ValueOf(&live).Elem()
-	liveChanged := false
-	var role string
-	for _, p := range changed {
-		switch {
-		case p == "store.brokerRole":
-			role = next.String(p)
-		case strings.HasPrefix(p, "broker.") && liveKeys[strings.TrimPrefix(p, "broker.")]:
-			if err := setField(v, strings.TrimPrefix(p, "broker."), fmt.Sprint(next.Get(p))); err != nil {
-				return err
-			}
-			liveChanged = true
-		default:
-			return fmt.Errorf("%s: a reload does not apply it on a running broker (restart, or updateBrokerConfig if the key is live there)", p)
-		}
-	}
-	if role != "" {
-		swapCtx, cancel := context.WithTimeout(ctx, b.ha.opts.CatchUp()+b.ha.syncTimeout+10*time.Second)
-		defer cancel()
-		if _, err := b.SwapRole(swapCtx, role); err != nil {
-			return err
-		}
-		b.ha.cfg = next
-	}
-	if liveChanged {
-		b.liveCfg.Store(&live)
-	}
-	return nil
 }
 
 // registerHAAdmin adds the operator endpoints: GET /ha (replication status)

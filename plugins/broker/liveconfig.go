@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting"
@@ -23,6 +25,45 @@ import (
 // brokerRole is the exception to the field copy: ASYNC_MASTER <-> SYNC_MASTER
 // is applied as a swap of the replication mode (Broker.SwapRole), after the
 // other keys of the request were validated.
+
+// Reload implements kernel.Reloader (SIGHUP): the broker applies a change of
+// store.brokerRole between ASYNC_MASTER and SYNC_MASTER as a swap of the
+// replication mode; any other key is refused before anything is applied.
+func (b *Broker) Reload(ctx context.Context, next *config.Config, changed []string) error {
+	// Validate everything before applying anything: the broker's live keys go
+	// into a new copy of the live config, brokerRole into a mode swap.
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	live := *b.conf()
+	v := reflect.ValueOf(&live).Elem()
+	liveChanged := false
+	var role string
+	for _, p := range changed {
+		switch {
+		case p == "store.brokerRole":
+			role = next.String(p)
+		case strings.HasPrefix(p, "broker.") && liveKeys[strings.TrimPrefix(p, "broker.")]:
+			if err := setField(v, strings.TrimPrefix(p, "broker."), fmt.Sprint(next.Get(p))); err != nil {
+				return err
+			}
+			liveChanged = true
+		default:
+			return fmt.Errorf("%s: a reload does not apply it on a running broker (restart, or updateBrokerConfig if the key is live there)", p)
+		}
+	}
+	if role != "" {
+		swapCtx, cancel := context.WithTimeout(ctx, b.ha.opts.CatchUp()+b.ha.syncTimeout+10*time.Second)
+		defer cancel()
+		if _, err := b.SwapRole(swapCtx, role); err != nil {
+			return err
+		}
+		b.ha.cfg = next
+	}
+	if liveChanged {
+		b.liveCfg.Store(&live)
+	}
+	return nil
+}
 
 // liveKeys are the Config fields a running broker may change, by RocketMQ name.
 var liveKeys = map[string]bool{

@@ -6,16 +6,6 @@ import (
 	"github.com/mqd/mqd/protocols/remoting"
 )
 
-func (b *Broker) registerOffsetHandlers() {
-	b.server.Handle(remoting.QueryConsumerOffset, b.handleQueryConsumerOffset)
-	b.server.Handle(remoting.UpdateConsumerOffset, b.handleUpdateConsumerOffset)
-	b.server.Handle(remoting.GetMaxOffset, b.handleGetMaxOffset)
-	b.server.Handle(remoting.GetMinOffset, b.handleGetMinOffset)
-	b.server.Handle(remoting.SearchOffsetByTimestamp, b.handleSearchOffsetByTimestamp)
-	b.server.Handle(remoting.GetEarliestMsgStoretime, b.handleGetEarliestMsgStoretime)
-	b.server.Handle(remoting.ViewMessageByID, b.handleViewMessageByID)
-}
-
 // offsetResponse is a success carrying one numeric ext field.
 func offsetResponse(key string, v int64) *remoting.Command {
 	resp := remoting.NewResponse(remoting.Success, "")

@@ -76,7 +76,7 @@ func serveMeta(t testing.TB, b *Broker) string {
 	b.listener = ln
 	b.addr = ln.Addr().String()
 	b.server = remoting.NewServer(remoting.ServerConfig{Logger: zerolog.New(io.Discard)})
-	b.registerMetaHandlers()
+	b.registerHandlers()
 	b.server.OnClose(b.clients.OnConnClose)
 	done := make(chan struct{})
 	go func() {

@@ -11,10 +11,6 @@ import (
 // Message queries by key (QueryMessageProcessor): QUERY_MESSAGE (12) looks a
 // key up in the store's index and answers the stored records themselves.
 
-func (b *Broker) registerQueryHandlers() {
-	b.server.Handle(remoting.QueryMessage, b.handleQueryMessage)
-}
-
 // maxQueryBody bounds a QUERY_MESSAGE answer (maxMsgsNumBatch records of up
 // to 4 MiB would otherwise allow a 256 MiB reply).
 const maxQueryBody = 32 << 20

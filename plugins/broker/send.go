@@ -16,19 +16,6 @@ import (
 	"github.com/mqd/mqd/storage/message"
 )
 
-// registerDataHandlers wires the message path: sends, pulls (with long polling)
-// and the offset queries, and END_TRANSACTION (transaction.go).
-func (b *Broker) registerDataHandlers() {
-	b.server.Handle(remoting.SendMessage, b.handleSend)
-	b.server.Handle(remoting.SendMessageV2, b.handleSend)
-	b.server.Handle(remoting.SendBatchMessage, b.handleSendBatch)
-	b.server.Handle(remoting.SendReplyMessage, b.handleSendReply)
-	b.server.Handle(remoting.SendReplyMessageV2, b.handleSendReply)
-	b.server.Handle(remoting.PullMessage, b.handlePull)
-	b.server.Handle(remoting.EndTransaction, b.handleEndTransaction)
-	b.registerOffsetHandlers()
-}
-
 // retryTopicPrefix starts the retry topic of every consumer group (MixAll).
 const retryTopicPrefix = "%RETRY%"
 

@@ -25,19 +25,6 @@ func (b *Broker) provisionManagers() error {
 	return b.provisionSchedule()
 }
 
-// registerHandlers wires request codes to handlers: metadata and client
-// management (meta.go side) and the message path (send, pull, offsets).
-func (b *Broker) registerHandlers() {
-	b.registerMetaHandlers()
-	b.registerOpsHandlers()
-	b.registerDataHandlers()
-	b.registerConsumerAdminHandlers()
-	b.registerQueryHandlers()
-	b.server.Handle(remoting.ConsumerSendMsgBack, b.handleConsumerSendMsgBack)
-	b.server.Handle(remoting.GetAllDelayOffset, b.handleGetAllDelayOffset)
-	b.server.Handle(remoting.GetBrokerRuntimeInfo, b.handleGetBrokerRuntimeInfo)
-}
-
 func (b *Broker) startServices() error {
 	b.pullHold.Start()
 	if err := b.startSchedule(); err != nil {

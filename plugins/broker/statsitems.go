@@ -334,12 +334,6 @@ func (b *Broker) handleViewBrokerStatsData(_ *remoting.Conn, req *remoting.Comma
 	return resp
 }
 
-// registerOpsHandlers wires the operator codes this file and liveconfig.go serve.
-func (b *Broker) registerOpsHandlers() {
-	b.server.Handle(remoting.ViewBrokerStatsData, b.handleViewBrokerStatsData)
-	b.server.Handle(remoting.UpdateBrokerConfig, b.handleUpdateBrokerConfig)
-}
-
 // recordTopicPut counts a stored put in the topic's statistics.
 func (b *Broker) recordTopicPut(res *storage.PutResult, topic string, bodyBytes int) {
 	if !res.Status.Stored() {
