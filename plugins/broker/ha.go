@@ -25,7 +25,7 @@ import (
 	"github.com/mqd/mqd/storage/message"
 )
 
-// Master/slave replication in the broker (BROKER.md §2). A master serves the
+// Master/slave replication in the broker (docs/replication.md). A master serves the
 // HA transport on haListenPort and holds its replication mode (ha.async for
 // ASYNC_MASTER, ha.sync for SYNC_MASTER) in a kernel slot, so the mode can be
 // swapped on the running broker (swapRole): every send of a master waits on the

@@ -15,7 +15,7 @@ import (
 // the comparison with encoding/json.
 
 // appendJSONHeader appends the compact JSON header. Every ext value is written
-// as a JSON string, which is what the Go client requires (PROTOCOL.md §1.3).
+// as a JSON string, which is what the Go client requires (docs/protocol.md, JSON).
 func appendJSONHeader(dst []byte, c *Command, opaque, flag int32) []byte {
 	dst = append(dst, `{"code":`...)
 	dst = strconv.AppendInt(dst, int64(c.Code), 10)
