@@ -1,8 +1,8 @@
 // Package admin is mqd's operator HTTP endpoint, module "admin.http": health
 // (/healthz), readiness (/readyz), the merged configuration with each value's
 // source (/config), the loaded modules (/plugins), and whatever other modules
-// register in the kernel's admin registry (/metrics from the broker, /swap
-// from the HA modules, /reload from the launcher). It listens on loopback by
+// register in the kernel's admin registry (/metrics, /ha and /swap from the
+// broker, /reload from the launcher). It listens on loopback by
 // default; any other address needs admin.allowRemote=true and a token
 // (admin.token, sent as "Authorization: Bearer <token>"), and the module
 // refuses to start otherwise. It knows nothing of RocketMQ.
@@ -33,7 +33,7 @@ const ModuleID kernel.ModuleID = "admin.http"
 
 // Auto is admin.listen's default: the launcher (cmd/mqd) replaces it with an
 // address derived from the role's port (broker: listenPort+2, name server:
-// listenPort+1, on 127.0.0.1).
+// listenPort+1000, on 127.0.0.1; docs/architecture.md, Admin registry).
 const Auto = "auto"
 
 func init() {

@@ -26,7 +26,8 @@ func (b *Broker) provisionManagers() error {
 }
 
 // registerHandlers wires request codes to handlers: metadata and client
-// management (meta.go side) and the message path (send, pull, offsets).
+// management (registerMetaHandlers, admin.go) and the message path (send,
+// pull, offsets).
 func (b *Broker) registerHandlers() {
 	b.registerMetaHandlers()
 	b.registerOpsHandlers()
