@@ -11,7 +11,6 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -168,7 +167,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/healthz":
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		kernel.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	case "/readyz":
 		m.readyz(w)
@@ -177,7 +176,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.config(w)
 		return
 	case "/plugins":
-		writeJSON(w, http.StatusOK, m.k.Status())
+		kernel.WriteJSON(w, http.StatusOK, m.k.Status())
 		return
 	case "/":
 		m.index(w)
@@ -223,7 +222,7 @@ func (m *Module) readyz(w http.ResponseWriter) {
 	if !st.Ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, st)
+	kernel.WriteJSON(w, code, st)
 }
 
 // secretKeys are never shown by /config.
@@ -244,7 +243,7 @@ func (m *Module) config(w http.ResponseWriter) {
 		}
 		out[path] = entry{Value: v, Source: cfg.Source(path)}
 	}
-	writeJSON(w, http.StatusOK, out)
+	kernel.WriteJSON(w, http.StatusOK, out)
 }
 
 func (m *Module) index(w http.ResponseWriter) {
@@ -264,15 +263,7 @@ func (m *Module) index(w http.ResponseWriter) {
 		eps = append(eps, ep{h.Path, h.Methods, h.Doc})
 	}
 	sort.Slice(eps, func(i, j int) bool { return eps[i].Path < eps[j].Path })
-	writeJSON(w, http.StatusOK, eps)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	kernel.WriteJSON(w, http.StatusOK, eps)
 }
 
 // servePprof serves the Go runtime's profiles: operators profile a broker
