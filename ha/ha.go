@@ -6,7 +6,8 @@
 // the message's end offset. Swapping the mode on a running master (kernel
 // slot) therefore never touches the transport. ha/hatest is the conformance
 // suite every Replicator passes. This file holds the interfaces and the ha.*
-// configuration keys, shared by the modes and the transport.
+// configuration keys, shared by the modes and the transport. See
+// docs/replication.md.
 package ha
 
 import (

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
@@ -138,4 +139,15 @@ func (k *Kernel) Ready() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.loaded) > 0 && k.started == len(k.loaded)
+}
+
+// WriteJSON answers an admin request with code and v as indented JSON, the
+// form every admin endpoint answers in (the admin module's own and those
+// other modules register).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

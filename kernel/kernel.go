@@ -3,7 +3,7 @@
 // start, stop, cleanup) and the ordered start and reverse-order stop of everything a
 // run loads. The kernel knows nothing of RocketMQ; plugins register themselves from
 // init() and the binary decides which ship through one package of blank imports
-// (plugins/all).
+// (plugins/all). docs/architecture.md describes the kernel and the plugin kinds.
 package kernel
 
 import (

@@ -167,7 +167,7 @@ func (k *Kernel) cleanup() error {
 	return errors.Join(errs...)
 }
 
-// Loaded returns the IDs and instances of the loaded modules, in start order.
+// Loaded returns the loaded module instances, in start order (Status has their IDs).
 func (k *Kernel) Loaded() []Module {
 	k.mu.Lock()
 	defer k.mu.Unlock()

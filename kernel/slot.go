@@ -15,12 +15,14 @@ import (
 
 // Slots. An extension point whose implementation may change on a running
 // process (the replication mode) is held in a Slot: callers Acquire the
-// current module for the duration of one call and Release it. Swap builds the
-// replacement beside the current one, starts it, waits (bounded) until it
-// says it is ready, switches an atomic pointer (new calls go to the new module
-// from that instant; there is nothing to queue), waits for the calls still on
-// the old module to finish, and stops it. A swap that cannot complete stops
-// the replacement and leaves the current module in place, with the reason.
+// current module for the duration of one call and Release it. Swap starts the
+// replacement (built by the caller) beside the current one, waits (bounded)
+// until it says it is ready, switches an atomic pointer (new calls go to the
+// new module from that instant; there is nothing to queue), waits for the
+// calls still on the old module to finish, and stops it. A swap that cannot
+// complete stops the replacement and leaves the current module in place, with
+// the reason. docs/architecture.md, Slots and hot swap, says where slots are
+// used.
 
 // Build creates, provisions and validates a module outside a kernel run; the
 // caller owns its Start, Stop and Cleanup (see Slot). A module that loads other

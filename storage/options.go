@@ -131,7 +131,7 @@ func init() {
 		return config.Key{Path: "store." + name, Role: "broker", RocketMQ: append([]string{name}, old...), Default: def, Doc: doc}
 	}
 	config.Register(
-		config.Key{Path: "store.engine", Default: d.Engine, Doc: "store engine module (storage.commitlog or storage.badger)"},
+		config.Key{Path: "store.engine", Default: d.Engine, Doc: "store engine module (storage.commitlog, the only engine so far)"},
 		k("storePathRootDir", d.StorePathRootDir, "root directory of the store"),
 		k("storePathCommitLog", "", "commit log directory (empty: <storePathRootDir>/commitlog)"),
 		k("storePathConsumeQueue", "", "consume queue directory (empty: <storePathRootDir>/consumequeue; a 3.x key honoured by mqd)"),

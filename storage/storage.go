@@ -1,7 +1,8 @@
 // Package storage defines the message store plugin kind ("storage.*"): the Store
-// interface every engine implements (the native commit log, Badger), the put and
-// get results the broker maps to RocketMQ response codes, and the store options
-// shared by engines. storage/storetest holds the conformance suite every engine runs.
+// interface every engine implements (so far only the native commit log,
+// storage/commitlog; docs/store.md), the put and get results the broker maps to
+// RocketMQ response codes, and the store options shared by engines.
+// storage/storetest holds the conformance suite every engine runs.
 package storage
 
 import (

@@ -2,7 +2,8 @@
 // (in-process through the kernel, or as real mqd processes) and drives them
 // with the unmodified official RocketMQ Go client over real TCP on 127.0.0.1.
 // This file holds the in-process harness; process.go runs the mqd binary;
-// clients.go wraps the official client for the tests.
+// clients.go wraps the official client for the tests. docs/faults.md maps the
+// fault scenarios to the tests here and in tests/cluster.
 //
 // Run it without -race: the official client has data races of its own (the
 // pull consumer's PullFrom against its rebalance, client Shutdown against

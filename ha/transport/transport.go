@@ -11,9 +11,11 @@
 // refuses a slave that reports an offset beyond its own log (the slave holds
 // bytes the master does not: the master lost its tail or was re-seeded), or
 // one that is not a record boundary of its log, or one older than its oldest
-// retained file; it then sends one header-only frame carrying its own max
-// offset, logs both offsets and closes. The slave refuses frames that do not
-// start at its own end and checks every record it appends (storage.Replicable).
+// retained file; it then logs both offsets, sends one header-only frame
+// carrying its own max offset when the slave is ahead (else -1) and closes.
+// The slave refuses frames that do not start at its own end and checks every
+// record it appends (storage.Replicable). docs/replication.md has the whole
+// picture.
 // A slave that detects either stops replicating and marks itself diverged
 // until restart; the broker then refuses to serve reads from it rather than
 // serve data the master does not have. Repair: stop the slave, move its store

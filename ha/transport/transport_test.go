@@ -68,7 +68,7 @@ func TestSlaveAheadDiverges(t *testing.T) {
 }
 
 // TestMasterRefusesGarbage: negative, huge and mid-record offsets are refused
-// with a header-only frame and the connection closed (RELIABILITY R9).
+// with a header-only frame and the connection closed (docs/faults.md R9).
 func TestMasterRefusesGarbage(t *testing.T) {
 	p := hatest.NewPair(t)
 	for i := range 10 {

@@ -1,8 +1,8 @@
 // Package admin is mqd's operator HTTP endpoint, module "admin.http": health
 // (/healthz), readiness (/readyz), the merged configuration with each value's
 // source (/config), the loaded modules (/plugins), and whatever other modules
-// register in the kernel's admin registry (/metrics from the broker, /swap
-// from the HA modules, /reload from the launcher). It listens on loopback by
+// register in the kernel's admin registry (/metrics, /ha and /swap from the
+// broker, /reload from the launcher). It listens on loopback by
 // default; any other address needs admin.allowRemote=true and a token
 // (admin.token, sent as "Authorization: Bearer <token>"), and the module
 // refuses to start otherwise. It knows nothing of RocketMQ.
@@ -11,7 +11,6 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -33,7 +32,7 @@ const ModuleID kernel.ModuleID = "admin.http"
 
 // Auto is admin.listen's default: the launcher (cmd/mqd) replaces it with an
 // address derived from the role's port (broker: listenPort+2, name server:
-// listenPort+1, on 127.0.0.1).
+// listenPort+1000, on 127.0.0.1; docs/architecture.md, Admin registry).
 const Auto = "auto"
 
 func init() {
@@ -168,7 +167,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/healthz":
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		kernel.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	case "/readyz":
 		m.readyz(w)
@@ -177,7 +176,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.config(w)
 		return
 	case "/plugins":
-		writeJSON(w, http.StatusOK, m.k.Status())
+		kernel.WriteJSON(w, http.StatusOK, m.k.Status())
 		return
 	case "/":
 		m.index(w)
@@ -223,7 +222,7 @@ func (m *Module) readyz(w http.ResponseWriter) {
 	if !st.Ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, st)
+	kernel.WriteJSON(w, code, st)
 }
 
 // secretKeys are never shown by /config.
@@ -244,7 +243,7 @@ func (m *Module) config(w http.ResponseWriter) {
 		}
 		out[path] = entry{Value: v, Source: cfg.Source(path)}
 	}
-	writeJSON(w, http.StatusOK, out)
+	kernel.WriteJSON(w, http.StatusOK, out)
 }
 
 func (m *Module) index(w http.ResponseWriter) {
@@ -264,15 +263,7 @@ func (m *Module) index(w http.ResponseWriter) {
 		eps = append(eps, ep{h.Path, h.Methods, h.Doc})
 	}
 	sort.Slice(eps, func(i, j int) bool { return eps[i].Path < eps[j].Path })
-	writeJSON(w, http.StatusOK, eps)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	kernel.WriteJSON(w, http.StatusOK, eps)
 }
 
 // servePprof serves the Go runtime's profiles: operators profile a broker

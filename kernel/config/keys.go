@@ -3,6 +3,7 @@
 // flags, merged with koanf, with the source of every value remembered. Plugins
 // describe their keys with Register; RocketMQ property names map onto mqd's dotted
 // keys through that table, so an operator's broker.properties loads as it is.
+// docs/architecture.md, Configuration, says which package owns which keys.
 package config
 
 import (

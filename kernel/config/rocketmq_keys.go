@@ -1,12 +1,12 @@
 package config
 
 // RocketMQ 4.9.8 property names that an operator's broker.conf or
-// namesrv.properties may carry (BROKER.md §5.3, §3.1). Each is registered here
-// as accepted-but-not-implemented; a package that implements one registers it
+// namesrv.properties may carry. Each is registered here as
+// accepted-but-not-implemented; a package that implements one registers it
 // with Register, which takes precedence, so this list may name keys that are
 // implemented elsewhere. A file holding the rest loads with one warning naming
 // them, where RocketMQ would have acted on them (or, for the 3.x-only keys,
-// silently ignored them).
+// silently ignored them). See docs/architecture.md, Configuration.
 func init() {
 	RegisterUnimplemented("broker", brokerRocketMQKeys...)
 	RegisterUnimplemented("broker", nettyServerRocketMQKeys...)
@@ -15,7 +15,7 @@ func init() {
 }
 
 var brokerRocketMQKeys = []string{
-	// BrokerConfig, MessageStoreConfig (§5.3, first table).
+	// BrokerConfig, MessageStoreConfig: the settings of a typical broker.conf.
 	"rocketmqHome",
 	"brokerClusterName",
 	"brokerName",
@@ -58,7 +58,7 @@ var brokerRocketMQKeys = []string{
 	"storeCheckpoint",
 	"abortFile",
 
-	// Other BrokerConfig / MessageStoreConfig settings (§5.3, second table).
+	// Other BrokerConfig / MessageStoreConfig settings.
 	"brokerPermission",
 	"slaveReadEnable",
 	"longPollingEnable",
@@ -144,7 +144,7 @@ var brokerRocketMQKeys = []string{
 	"putMsgIndexHightWater",
 }
 
-// NamesrvConfig (§3.1), including the 5.x additions an operator may carry over.
+// NamesrvConfig, including the 5.x additions an operator may carry over.
 var namesrvRocketMQKeys = []string{
 	"rocketmqHome",
 	"listenPort",

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,7 +23,7 @@ import (
 	"github.com/mqd/mqd/storage/message"
 )
 
-// Master/slave replication in the broker (BROKER.md §2). A master serves the
+// Master/slave replication in the broker (docs/replication.md). A master serves the
 // HA transport on haListenPort and holds its replication mode (ha.async for
 // ASYNC_MASTER, ha.sync for SYNC_MASTER) in a kernel slot, so the mode can be
 // swapped on the running broker (swapRole): every send of a master waits on the
@@ -462,14 +461,14 @@ func (b *Broker) registerHAAdmin(reg *kernel.AdminRegistry) {
 		return
 	}
 	reg.Handle(kernel.AdminHandler{Path: "/ha", Methods: []string{"GET"}, Doc: "replication status (role, mode, slaves, lag)",
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeAdminJSON(w, http.StatusOK, b.HAStatus()) })})
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { kernel.WriteJSON(w, http.StatusOK, b.HAStatus()) })})
 	if b.ha.slot == nil {
 		return
 	}
 	reg.Handle(kernel.AdminHandler{Path: "/swap", Methods: []string{"POST"}, Doc: "swap the replication mode: POST /swap?slot=ha&to=sync|async",
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if s := r.URL.Query().Get("slot"); s != "" && s != "ha" {
-				writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "no swappable slot " + strconv.Quote(s) + " (known: ha)"})
+				kernel.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no swappable slot " + strconv.Quote(s) + " (known: ha)"})
 				return
 			}
 			var role string
@@ -479,26 +478,18 @@ func (b *Broker) registerHAAdmin(reg *kernel.AdminRegistry) {
 			case "async", "ha.async", "async_master":
 				role = storage.RoleAsyncMaster
 			default:
-				writeAdminJSON(w, http.StatusBadRequest, map[string]string{"error": "to= must be sync or async"})
+				kernel.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "to= must be sync or async"})
 				return
 			}
 			rep, err := b.SwapRole(r.Context(), role)
 			if err != nil && !rep.Switched {
-				writeAdminJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "report": rep})
+				kernel.WriteJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "report": rep})
 				return
 			}
 			out := map[string]any{"report": rep, "brokerRole": b.ha.Role()}
 			if err != nil {
 				out["warning"] = err.Error()
 			}
-			writeAdminJSON(w, http.StatusOK, out)
+			kernel.WriteJSON(w, http.StatusOK, out)
 		})})
-}
-
-func writeAdminJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

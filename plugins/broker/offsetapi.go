@@ -16,7 +16,7 @@ func offsetResponse(key string, v int64) *remoting.Command {
 // handleQueryConsumerOffset serves QUERY_CONSUMER_OFFSET (14). With no stored
 // offset, a queue that was never truncated answers 0 rather than
 // QUERY_NOT_FOUND, as Java does for queues whose start is still in memory: a new
-// group then consumes what was sent before it started (PROTOCOL.md §4.6.3).
+// group then consumes what was sent before it started (docs/protocol.md, Client behaviours the broker honours).
 func (b *Broker) handleQueryConsumerOffset(_ *remoting.Conn, req *remoting.Command) *remoting.Command {
 	r := extReader{req: req}
 	group := r.str("consumerGroup", true)

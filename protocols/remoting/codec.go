@@ -173,7 +173,7 @@ func appendFrameHead(dst []byte, c *Command, opaque, flag int32, st SerializeTyp
 	return dst, nil
 }
 
-// appendBinaryHeader appends the ROCKETMQ header (PROTOCOL.md §1.4).
+// appendBinaryHeader appends the ROCKETMQ header (docs/protocol.md, ROCKETMQ binary).
 func appendBinaryHeader(dst []byte, c *Command, opaque, flag int32) ([]byte, error) {
 	dst = be.AppendUint16(dst, uint16(c.Code))
 	dst = append(dst, byte(c.Language))

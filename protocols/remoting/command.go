@@ -1,7 +1,8 @@
 // Package remoting implements RocketMQ's 4.x "remoting" wire protocol: the frame
 // codec for both header encodings (JSON and the ROCKETMQ binary form), request and
 // response codes, and a TCP server and client that multiplex requests, responses
-// and server-initiated requests on one connection by opaque.
+// and server-initiated requests on one connection by opaque. docs/protocol.md
+// describes the protocol as implemented here.
 package remoting
 
 import (

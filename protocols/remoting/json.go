@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
 // The JSON header codec is hand-written because every frame goes through it:
@@ -15,7 +17,7 @@ import (
 // the comparison with encoding/json.
 
 // appendJSONHeader appends the compact JSON header. Every ext value is written
-// as a JSON string, which is what the Go client requires (PROTOCOL.md §1.3).
+// as a JSON string, which is what the Go client requires (docs/protocol.md, JSON).
 func appendJSONHeader(dst []byte, c *Command, opaque, flag int32) []byte {
 	dst = append(dst, `{"code":`...)
 	dst = strconv.AppendInt(dst, int64(c.Code), 10)
@@ -34,7 +36,7 @@ func appendJSONHeader(dst []byte, c *Command, opaque, flag int32) []byte {
 	dst = append(dst, `,"flag":`...)
 	dst = strconv.AppendInt(dst, int64(flag), 10)
 	dst = append(dst, `,"remark":`...)
-	dst = appendJSONString(dst, c.Remark)
+	dst = body.AppendStringRaw(dst, c.Remark)
 	dst = append(dst, `,"extFields":{`...)
 	first := true
 	for k, v := range c.ExtFields {
@@ -42,50 +44,11 @@ func appendJSONHeader(dst []byte, c *Command, opaque, flag int32) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, k)
+		dst = body.AppendStringRaw(dst, k)
 		dst = append(dst, ':')
-		dst = appendJSONString(dst, v)
+		dst = body.AppendStringRaw(dst, v)
 	}
 	return append(dst, "}}"...)
-}
-
-// jsonEscape marks the bytes a JSON string must escape. Other bytes, including
-// non-ASCII UTF-8, are copied as they are.
-var jsonEscape = func() (t [256]bool) {
-	for i := 0; i < 0x20; i++ {
-		t[i] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !jsonEscape[c] {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // jsonParser reads one JSON header. It accepts standard JSON and what other

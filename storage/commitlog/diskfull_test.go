@@ -16,7 +16,7 @@ import (
 	"github.com/mqd/mqd/storage/storetest"
 )
 
-// S12 of RELIABILITY.md with a really full file system: a small tmpfs,
+// S12 of docs/faults.md with a really full file system: a small tmpfs,
 // mounted in a mount namespace the test re-executes itself in (with a user
 // namespace too when not root; skipped where neither is allowed). The store's own files fill it through Put.
 

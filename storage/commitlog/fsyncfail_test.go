@@ -16,7 +16,7 @@ import (
 	"github.com/mqd/mqd/storage/storetest"
 )
 
-// S11 of RELIABILITY.md: an fsync of the commit log fails with EIO. The
+// S11 of docs/faults.md: an fsync of the commit log fails with EIO. The
 // store fences itself: no later PUT_OK until a restart, even if a retried
 // fsync succeeds (the kernel may have dropped the failed pages: fsyncgate),
 // reads of what was acknowledged go on, Stop keeps the abort marker, and the

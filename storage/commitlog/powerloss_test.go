@@ -16,7 +16,7 @@ import (
 	"github.com/mqd/mqd/storage/storetest"
 )
 
-// Power-loss simulation (RELIABILITY.md S7, S8). The store writes through
+// Power-loss simulation (docs/faults.md S7, S8). The store writes through
 // mmap, so a fault-injecting file layer cannot see its writes; instead the
 // test records the fsynced commit-log offset F at a random moment, crashes
 // the store, and then destroys every byte a power cut could have lost: from F

@@ -18,7 +18,7 @@ import (
 	"github.com/mqd/mqd/storage/storetest"
 )
 
-// Store fault scenarios of RELIABILITY.md without a test elsewhere: S3
+// Store fault scenarios of docs/faults.md without a test elsewhere: S3
 // (corrupt record in an old file), S4 (bad record lengths in the tail), S10
 // (slow fsync under SYNC_FLUSH), S14 (crash while rolling to a new file) and
 // S15 (fuzzed store directory).

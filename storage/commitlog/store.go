@@ -4,8 +4,10 @@
 // files), its put path (encode outside the put lock, patch offsets and store time
 // inside), dispatch to consume queues, ASYNC_FLUSH and SYNC_FLUSH (group commit),
 // clean and crash recovery, and the read path used by pulls. Files are split by
-// subsystem: mappedfile, commitlog (put path), consumequeue, dispatch, flush,
-// checkpoint, recovery, read and store (lifecycle).
+// subsystem: mappedfile, commitlog (put path), consumequeue, queueentries,
+// dispatch, flush, writebuffer, warm, checkpoint, recovery, read, verify,
+// index, clean (retention, disk space), replica (storage.Replicable) and store
+// (lifecycle). docs/store.md describes the format and the mechanisms.
 package commitlog
 
 import (

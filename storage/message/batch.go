@@ -9,7 +9,7 @@ import (
 // TOTALSIZE, MAGICCODE, BODYCRC, FLAG and BODYLENGTH (4 bytes each).
 const batchFixed = 20
 
-// DecodeBatch walks a SEND_BATCH_MESSAGE body (PROTOCOL.md §6.4): per message
+// DecodeBatch walks a SEND_BATCH_MESSAGE body (docs/protocol.md, Bodies): per message
 // [totalSize:4][magic:4][bodyCRC:4][flag:4][bodyLen:4][body][propsLen:2][props].
 // TOTALSIZE must equal 20+body+2+props and every length must fit in the body; the
 // magic and CRC fields are ignored (the store recomputes the CRC). body passed to

@@ -188,7 +188,7 @@ func TestSyncMasterKill(t *testing.T) {
 	want := l.ok
 	l.mu.Unlock()
 	t.Logf("%d SEND_OK before the kill, %d failed around it", len(want), len(l.failed))
-	// The name servers keep the group with its slave (BROKER.md §3.3); the
+	// The name servers keep the group with its slave (docs/replication.md, Reads from a slave); the
 	// consumer moves its pulls there at its next route refresh (every 30 s in
 	// the Go client, not configurable), then pulls with a 3 s back-off.
 	c.WaitRouteWithout(t, topic, "broker-a", 0)

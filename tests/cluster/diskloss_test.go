@@ -13,7 +13,7 @@ import (
 	"github.com/mqd/mqd/tests"
 )
 
-// TestAsyncMasterDiskLoss (RELIABILITY.md C5): an ASYNC_MASTER under load is
+// TestAsyncMasterDiskLoss (docs/faults.md C5): an ASYNC_MASTER under load is
 // SIGKILLed and its store deleted, so what its slave holds is all that is
 // left. Messages acknowledged (SEND_OK) but not yet replicated are lost; the
 // test reports how many and checks they are only the newest ones: the slave

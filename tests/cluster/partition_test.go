@@ -230,7 +230,7 @@ func startProxied(t *testing.T, o Options) (*Cluster, *faultProxy) {
 	return c, proxy
 }
 
-// TestReplicationPartition (RELIABILITY.md C6): the slave of a SYNC_MASTER
+// TestReplicationPartition (docs/faults.md C6): the slave of a SYNC_MASTER
 // reaches the master's HA port through a proxy, which blackholes the link
 // while producers send. No send that began during the cut and was answered
 // before the heal gets SEND_OK: first FLUSH_SLAVE_TIMEOUT (the connection is

@@ -102,19 +102,45 @@ func QuoteBareKeys(data []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonEscape marks the bytes appendString cannot copy without a look: control
+// characters, '"' and '\\' (escaped), and non-ASCII bytes (UTF-8, checked
+// unless AppendStringRaw).
+var jsonEscape = func() (t [256]bool) {
+	for i := 0; i < 0x20; i++ {
+		t[i] = true
+	}
+	t['"'], t['\\'] = true, true
+	for i := utf8.RuneSelf; i < 256; i++ {
+		t[i] = true
+	}
+	return t
+}()
+
 // AppendString appends s as a JSON string the way fastjson writes it: quotes,
 // backslashes and control characters escaped, other characters as UTF-8. Invalid
 // UTF-8 becomes U+FFFD so the output is always valid JSON.
-func AppendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s, true) }
+
+// AppendStringRaw is AppendString that copies invalid UTF-8 as it is. The
+// remoting header codec uses it: its parser keeps such bytes, so a decoded
+// header encodes back to the same command (FuzzDecode checks that), while Java
+// and Go peers turn them into U+FFFD when they decode.
+func AppendStringRaw(dst []byte, s string) []byte { return appendString(dst, s, false) }
+
+func appendString(dst []byte, s string, checkUTF8 bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+		if !jsonEscape[c] {
 			i++
 			continue
 		}
 		if c >= utf8.RuneSelf {
+			if !checkUTF8 {
+				i++
+				continue
+			}
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && size == 1 {
 				dst = append(dst, s[start:i]...)

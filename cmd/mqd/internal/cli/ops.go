@@ -36,7 +36,7 @@ const sourceAuto = "auto (role port + offset)"
 
 // resolveAdminListen replaces admin.listen "auto" with 127.0.0.1:<port>: the
 // broker's listenPort+2 (embedded and broker modes) or the name server's
-// listenPort+1. A role port of 0 (any free port) disables the endpoint: its
+// listenPort+1000. A role port of 0 (any free port) disables the endpoint: its
 // address could not be found without reading the log, and an ephemeral
 // listener may take a port a test or a neighbour picked as free.
 func resolveAdminListen(mode string, cfg *config.Config) error {
