@@ -38,6 +38,9 @@ type ModuleInfo struct {
 	ID ModuleID
 	// New returns a fresh, unconfigured instance. It must have no side effects.
 	New func() Module
+	// External names the out-of-process plugin behind the module (its
+	// installed file), empty for a module compiled into mqd.
+	External string
 }
 
 // Module is implemented by every plugin.
@@ -71,19 +74,31 @@ var (
 // RegisterModule registers a module. It panics on a duplicate or malformed ID,
 // since both are programming errors caught at init time.
 func RegisterModule(m Module) {
-	info := m.MQDModule()
+	if err := RegisterModuleInfo(m.MQDModule()); err != nil {
+		panic("kernel: " + err.Error())
+	}
+}
+
+// RegisterModuleInfo registers a module found at run time (an installed
+// out-of-process plugin, kernel/pluginhost): a duplicate or malformed ID is
+// an error for the operator, not a panic.
+func RegisterModuleInfo(info ModuleInfo) error {
 	if info.ID == "" || info.ID.Namespace() == "" {
-		panic(fmt.Sprintf("kernel: module ID %q must be namespace.name", info.ID))
+		return fmt.Errorf("module ID %q must be namespace.name", info.ID)
 	}
 	if info.New == nil {
-		panic(fmt.Sprintf("kernel: module %s has no New func", info.ID))
+		return fmt.Errorf("module %s has no New func", info.ID)
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	if _, dup := registry[info.ID]; dup {
-		panic(fmt.Sprintf("kernel: module %s registered twice", info.ID))
+	if old, dup := registry[info.ID]; dup {
+		if old.External == "" && info.External != "" {
+			return fmt.Errorf("module %s is built into mqd; the plugin %s cannot replace it", info.ID, info.External)
+		}
+		return fmt.Errorf("module %s registered twice", info.ID)
 	}
 	registry[info.ID] = info
+	return nil
 }
 
 // GetModule returns the registered module with the given ID.
