@@ -3,7 +3,6 @@ package ha
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/mqd/mqd/kernel"
@@ -20,15 +19,9 @@ type Sync struct {
 	src          Source
 	timeout      time.Duration
 	fallbehind   int64
-	stopped      chan struct{}
-	stopOnce     sync.Once
 	provisioned  bool
 	syncFlushMax int64
-
-	mu      sync.Mutex
-	waiting []*waiter   // in arrival order
-	waking  bool        // the waker goroutine runs
-	timer   *time.Timer // the waker's, reused across its runs
+	waiters      *Waiters
 }
 
 // MQDModule implements kernel.Module.
@@ -61,15 +54,16 @@ func (s *Sync) Validate() error {
 		return fmt.Errorf("ha.haSlaveFallbehindMax must be positive, got %d", s.fallbehind)
 	}
 	s.timeout = time.Duration(s.syncFlushMax) * time.Millisecond
-	s.stopped = make(chan struct{})
+	s.waiters = NewWaiters(func() int64 { return s.src.AckedOffset() },
+		func() [3]<-chan struct{} { return [3]<-chan struct{}{s.src.AckChanged()} }, s.timeout)
 	return nil
 }
 
 // Stop ends the waits in progress: they answer FLUSH_SLAVE_TIMEOUT (the
 // broker is going down; the slave may or may not have the bytes).
 func (s *Sync) Stop(kernel.StopContext) error {
-	if s.stopped != nil {
-		s.stopOnce.Do(func() { close(s.stopped) })
+	if s.waiters != nil {
+		s.waiters.Stop()
 	}
 	return nil
 }
@@ -93,19 +87,9 @@ func (s *Sync) Ready(end int64) error {
 	return nil
 }
 
-// waiter is one Await in progress; pooled, so that waiting allocates nothing.
-type waiter struct {
-	end      int64
-	deadline time.Time
-	done     chan storage.PutStatus // capacity 1: the waker never blocks
-}
-
-var waiters = sync.Pool{New: func() any { return &waiter{done: make(chan storage.PutStatus, 1)} }}
-
-// Await implements Replicator. A waiting call registers with the waker (one
-// goroutine, running only while calls wait) instead of watching the
-// confirmations itself: each confirmation then wakes the calls it satisfies,
-// not every call in progress, and one timer serves every deadline.
+// Await implements Replicator: SLAVE_NOT_AVAILABLE at once without a slave
+// or with the best one further behind than haSlaveFallbehindMax, else the
+// wait for a confirmation (Waiters).
 func (s *Sync) Await(end int64) storage.PutStatus {
 	src := s.src
 	if src == nil {
@@ -119,85 +103,7 @@ func (s *Sync) Await(end int64) storage.PutStatus {
 		return storage.PutSlaveNotAvailable
 	}
 	src.Notify()
-	w := waiters.Get().(*waiter)
-	w.end, w.deadline = end, time.Now().Add(s.timeout)
-	s.mu.Lock()
-	// Checked under the lock after the waker last looked: a confirmation
-	// raised since is either seen here or wakes the waker, which then sees w.
-	if src.AckedOffset() >= end {
-		s.mu.Unlock()
-		waiters.Put(w)
-		return storage.PutOK
-	}
-	select {
-	case <-s.stopped:
-		s.mu.Unlock()
-		waiters.Put(w)
-		return storage.PutFlushSlaveTimeout
-	default:
-	}
-	s.waiting = append(s.waiting, w)
-	if !s.waking {
-		s.waking = true
-		go s.wake()
-	}
-	s.mu.Unlock()
-	st := <-w.done
-	waiters.Put(w)
-	return st
-}
-
-// wake answers the waiting calls as confirmations arrive or deadlines pass,
-// and returns once none waits. Calls wait in arrival order, hence in deadline
-// order (one timeout for all): the first one's deadline is the next to pass.
-func (s *Sync) wake() {
-	for {
-		ch := s.src.AckChanged()
-		acked := s.src.AckedOffset()
-		now := time.Now()
-		s.mu.Lock()
-		kept := s.waiting[:0]
-		for _, w := range s.waiting {
-			switch {
-			case acked >= w.end:
-				w.done <- storage.PutOK
-			case !now.Before(w.deadline):
-				w.done <- storage.PutFlushSlaveTimeout
-			default:
-				kept = append(kept, w)
-			}
-		}
-		clear(s.waiting[len(kept):])
-		s.waiting = kept
-		if len(kept) == 0 {
-			s.waking = false
-			s.mu.Unlock()
-			return
-		}
-		next := kept[0].deadline.Sub(now)
-		s.mu.Unlock()
-		if s.timer == nil {
-			s.timer = time.NewTimer(next)
-		} else {
-			s.timer.Reset(next)
-		}
-		select {
-		case <-ch:
-		case <-s.timer.C:
-		case <-s.stopped:
-			s.mu.Lock()
-			for _, w := range s.waiting {
-				w.done <- storage.PutFlushSlaveTimeout
-			}
-			clear(s.waiting)
-			s.waiting = s.waiting[:0]
-			s.waking = false
-			s.timer.Stop()
-			s.mu.Unlock()
-			return
-		}
-		s.timer.Stop()
-	}
+	return s.waiters.Wait(end)
 }
 
 var _ Replicator = (*Sync)(nil)

@@ -23,14 +23,20 @@ type Master struct {
 	opts  Options
 	log   zerolog.Logger
 
-	ln     net.Listener
-	acked  atomic.Int64 // highest confirmed offset (push2SlaveMaxOffset)
-	ackCh  atomic.Pointer[chan struct{}]
-	conns  atomic.Pointer[[]*masterConn] // copy-on-write, for Notify
-	mu     sync.Mutex                    // writers of conns
-	closed chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	ln    net.Listener
+	acked atomic.Int64 // highest confirmed offset (push2SlaveMaxOffset)
+	ackCh atomic.Pointer[chan struct{}]
+	conns atomic.Pointer[[]*masterConn] // copy-on-write, for Notify
+	// confirmCh and memberCh are broadcasts made only while someone
+	// listens: nil until ConfirmChanged or MembersChanged asks, closed and
+	// cleared at the next event, so the confirmation path allocates
+	// nothing for modes that never ask.
+	confirmCh atomic.Pointer[chan struct{}]
+	memberCh  atomic.Pointer[chan struct{}]
+	mu        sync.Mutex // writers of conns
+	closed    chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
 // NewMaster returns a master transport over store; Serve starts it.
@@ -120,6 +126,48 @@ func (m *Master) Notify() {
 	}
 }
 
+// ConfirmChanged returns a channel closed at the next confirmation of any
+// slave (AckChanged fires only when the highest one rises).
+func (m *Master) ConfirmChanged() <-chan struct{} { return lazyBroadcast(&m.confirmCh) }
+
+// MembersChanged returns a channel closed when a slave is accepted or leaves.
+func (m *Master) MembersChanged() <-chan struct{} { return lazyBroadcast(&m.memberCh) }
+
+func lazyBroadcast(p *atomic.Pointer[chan struct{}]) <-chan struct{} {
+	for {
+		if ch := p.Load(); ch != nil {
+			return *ch
+		}
+		ch := make(chan struct{})
+		if p.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+func fire(p *atomic.Pointer[chan struct{}]) {
+	if ch := p.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// SlaveAck is one accepted slave and the offset it last confirmed.
+type SlaveAck struct {
+	Addr      string
+	Confirmed int64
+}
+
+// Confirmed appends every accepted slave's confirmation to dst (no
+// allocation when dst has room).
+func (m *Master) Confirmed(dst []SlaveAck) []SlaveAck {
+	for _, c := range *m.conns.Load() {
+		if c.accepted.Load() {
+			dst = append(dst, SlaveAck{Addr: c.addr, Confirmed: c.ack.Load()})
+		}
+	}
+	return dst
+}
+
 // SlaveInfo describes one connected slave.
 type SlaveInfo struct {
 	Addr      string `json:"addr"`
@@ -160,6 +208,7 @@ func (m *Master) setConns(f func([]*masterConn) []*masterConn) {
 	defer m.mu.Unlock()
 	next := f(append([]*masterConn(nil), *m.conns.Load()...))
 	m.conns.Store(&next)
+	fire(&m.memberCh)
 }
 
 // masterConn is one slave's connection: a reader of offset reports and a
@@ -253,6 +302,7 @@ func (mc *masterConn) readLoop() {
 			}
 			mc.ack.Store(v)
 			mc.accepted.Store(true)
+			fire(&mc.m.memberCh)
 			mc.start <- start
 			mc.m.log.Info().Str("slave", mc.addr).Int64("slaveOffset", v).Int64("from", start).
 				Int64("masterMaxOffset", max).Msg("HA: slave accepted, transferring")
@@ -276,6 +326,7 @@ func (mc *masterConn) readLoop() {
 		}
 		mc.ack.Store(v)
 		mc.m.raiseAck(v)
+		fire(&mc.m.confirmCh)
 	}
 }
 
