@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,6 +18,9 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/spf13/cobra"
+
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 )
 
 // Transaction mode, after RocketMQ's benchmark TransactionProducer: each
@@ -33,11 +35,12 @@ import (
 const maxCheckResults = 20
 
 type txOptions struct {
-	namesrv, topic, group, output string
-	threads, size                 int
-	sendRollback, sendUnknown     float64
-	checkRollback, checkUnknown   float64
-	duration, timeout, interval   time.Duration
+	commonOptions
+	group                       string
+	threads, size               int
+	sendRollback, sendUnknown   float64
+	checkRollback, checkUnknown float64
+	timeout                     time.Duration
 }
 
 // TransactionSummary is the final report of a transaction run (-o json).
@@ -58,46 +61,46 @@ type TransactionSummary struct {
 	Latency         Percentiles `json:"latency"`
 }
 
-func parseTxFlags(args []string, stderr io.Writer) (txOptions, error) {
+func transactionCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o txOptions
-	fs := flag.NewFlagSet("mqbench transaction", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.namesrv, "n", "127.0.0.1:9876", "name server address(es), separated by ';'")
-	fs.StringVar(&o.topic, "t", "BenchmarkTest", "topic")
-	fs.IntVar(&o.threads, "w", 32, "sending goroutines")
-	fs.IntVar(&o.size, "s", 2048, "message body size in bytes (at least 37: the test's own header)")
+	c := &cobra.Command{
+		Use:   "transaction",
+		Short: "send transactional messages and verify the broker's check-backs (RocketMQ's TransactionProducer)",
+		Args:  cmdline.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			return runTransaction(c.Context(), o, stdout, stderr)
+		},
+	}
+	fs := c.Flags()
+	addCommonFlags(fs, &o.commonOptions, "topic")
+	fs.IntVarP(&o.threads, "threads", "w", 32, "sending goroutines")
+	fs.IntVarP(&o.size, "size", "s", 2048, "message body size in bytes (at least 37: the test's own header)")
 	fs.Float64Var(&o.sendRollback, "sr", 0, "share of local transactions that roll back at send")
 	fs.Float64Var(&o.sendUnknown, "su", 0, "share of local transactions left UNKNOWN at send (checked back by the broker)")
 	fs.Float64Var(&o.checkRollback, "cr", 0, "share of check-backs answered ROLLBACK")
 	fs.Float64Var(&o.checkUnknown, "cu", 0, "share of check-backs answered UNKNOWN again")
-	fs.DurationVar(&o.duration, "d", 0, "how long to run (0 = until interrupted)")
 	fs.StringVar(&o.group, "group", "benchmark_transaction_producer", "producer group")
-	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-interval lines to stderr)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
-	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
-	if err := parseArgs(fs, args, stderr); err != nil {
-		return o, err
-	}
+	return c
+}
+
+// check returns a usage error for a value out of range.
+func (o *txOptions) check() error {
 	rate := func(v float64) bool { return v >= 0 && v <= 1 }
 	switch {
 	case o.threads < 1:
-		return o, fmt.Errorf("-w must be at least 1")
+		return cmdline.Usagef("-w must be at least 1")
 	case o.size < 16+1+maxCheckResults:
-		return o, fmt.Errorf("-s must be at least %d (the body carries the test's header)", 16+1+maxCheckResults)
+		return cmdline.Usagef("-s must be at least %d (the body carries the test's header)", 16+1+maxCheckResults)
 	case !rate(o.sendRollback) || !rate(o.sendUnknown) || !rate(o.checkRollback) || !rate(o.checkUnknown):
-		return o, fmt.Errorf("--sr, --su, --cr and --cu are shares between 0 and 1")
+		return cmdline.Usagef("--sr, --su, --cr and --cu are shares between 0 and 1")
 	case o.sendRollback+o.sendUnknown > 1 || o.checkRollback+o.checkUnknown > 1:
-		return o, fmt.Errorf("--sr + --su and --cr + --cu must not exceed 1")
-	case o.duration < 0:
-		return o, fmt.Errorf("-d must not be negative")
-	case o.interval <= 0:
-		return o, fmt.Errorf("-i must be positive")
-	case o.output != "text" && o.output != "json":
-		return o, fmt.Errorf("-o must be text or json")
-	case len(splitAddrs(o.namesrv)) == 0:
-		return o, fmt.Errorf("-n must name at least one name server")
+		return cmdline.Usagef("--sr + --su and --cr + --cu must not exceed 1")
 	}
-	return o, nil
+	return o.commonOptions.check()
 }
 
 // txStats are StatsBenchmarkTProducer's counters.
@@ -181,15 +184,8 @@ func (l *txListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.Lo
 	return primitive.LocalTransactionState(b[17+times-1])
 }
 
-func runTransaction(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseTxFlags(args, stderr)
-	if err != nil {
-		return err
-	}
-	lines := stdout
-	if o.output == "json" {
-		lines = stderr
-	}
+func runTransaction(ctx context.Context, o txOptions, stdout, stderr io.Writer) error {
+	lines := o.intervalLines(stdout, stderr)
 	// The client logs an error for every local transaction left UNKNOWN,
 	// which this mode does on purpose.
 	rlog.SetLogLevel("fatal")
@@ -210,12 +206,8 @@ func runTransaction(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer func() { _ = p.Shutdown() }()
 
-	runCtx := ctx
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
+	runCtx, cancel := o.runFor(ctx)
+	defer cancel()
 	fmt.Fprintf(lines, "topic: %s threadCount: %d messageSize: %d sendRollbackRate: %.2f sendUnknownRate: %.2f checkRollbackRate: %.2f checkUnknownRate: %.2f\n",
 		o.topic, o.threads, o.size, o.sendRollback, o.sendUnknown, o.checkRollback, o.checkUnknown)
 
