@@ -7,11 +7,9 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
@@ -161,58 +159,32 @@ func runProducer(ctx context.Context, o producerOptions, stdout, stderr io.Write
 	fmt.Fprintf(lines, "delayEnable: false delayLevel: 1\nasyncEnable: false\nbatchSize: %d producers: %d client: %s\n", o.batch, o.producers, o.client)
 
 	var st producerStats
-	hists := make([]*hdrhistogram.Histogram, o.threads)
-	var firstErr atomic.Value // string: the first failure, shown in the summary
-	start := time.Now()
-
-	stopReport := make(chan struct{})
-	reportDone := make(chan struct{})
-	go func() {
-		defer close(reportDone)
-		prev := st.snapshot(start)
-		every(o.interval, stopReport, func(now time.Time) {
-			cur := st.snapshot(now)
-			printProducerLine(lines, prev, cur, st.maxRTMicros.Load())
-			prev = cur
-		})
-	}()
-
-	var wg sync.WaitGroup
-	for w := 0; w < o.threads; w++ {
-		h := newHistogram()
-		hists[w] = h
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for runCtx.Err() == nil {
-				// The send itself is not bound to runCtx: a request in flight when
-				// the run ends completes and is counted, as in RocketMQ's tool.
-				t0 := time.Now()
-				brokerErr, err := snd.send(context.Background(), body, o.batch)
-				rt := time.Since(t0)
-				if err != nil {
-					if brokerErr {
-						st.responseFailed.Add(1)
-					} else {
-						st.sendFailed.Add(1)
-					}
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				st.sentMsgs.Add(int64(o.batch))
-				st.okRequests.Add(1)
-				st.rtSumMicros.Add(rt.Microseconds())
-				atomicMax(&st.maxRTMicros, rt.Microseconds())
-				recordMicros(h, rt)
-			}
-		}()
+	prev := st.snapshot(time.Now())
+	report := func(now time.Time) {
+		cur := st.snapshot(now)
+		printProducerLine(lines, prev, cur, st.maxRTMicros.Load())
+		prev = cur
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(stopReport)
-	<-reportDone
-
-	all := mergeHistograms(hists)
+	res := sendLoad(runCtx, o.threads, o.interval, report, func() (time.Duration, error) {
+		// The send itself is not bound to runCtx: a request in flight when
+		// the run ends completes and is counted, as in RocketMQ's tool.
+		t0 := time.Now()
+		brokerErr, err := snd.send(context.Background(), body, o.batch)
+		rt := time.Since(t0)
+		if err != nil {
+			if brokerErr {
+				st.responseFailed.Add(1)
+			} else {
+				st.sendFailed.Add(1)
+			}
+			return rt, err
+		}
+		st.sentMsgs.Add(int64(o.batch))
+		st.okRequests.Add(1)
+		st.rtSumMicros.Add(rt.Microseconds())
+		atomicMax(&st.maxRTMicros, rt.Microseconds())
+		return rt, nil
+	})
 	end := st.snapshot(time.Now())
 	sum := ProducerSummary{
 		Mode:           "producer",
@@ -221,21 +193,19 @@ func runProducer(ctx context.Context, o producerOptions, stdout, stderr io.Write
 		Producers:      o.producers,
 		MessageSize:    o.size,
 		Batch:          o.batch,
-		ElapsedSec:     elapsed.Seconds(),
+		ElapsedSec:     res.elapsed.Seconds(),
 		Sent:           end.sent,
 		Requests:       end.ok + end.sendFailed + end.respFailed,
 		SendFailed:     end.sendFailed,
 		ResponseFailed: end.respFailed,
-		TPS:            ratePerSecond(end.sent, elapsed),
+		TPS:            ratePerSecond(end.sent, res.elapsed),
 		MaxRTMs:        st.maxRTMicros.Load() / 1000,
-		Latency:        percentiles(all),
+		Latency:        percentiles(res.latency),
 	}
 	if end.ok > 0 {
 		sum.AvgRTMs = float64(end.rtSumMicros) / float64(end.ok) / 1000
 	}
-	if e, ok := firstErr.Load().(string); ok {
-		fmt.Fprintf(stderr, "first send error: %s\n", e)
-	}
+	res.printFirstError(stderr)
 	if o.output == "json" {
 		return writeJSON(stdout, sum)
 	}

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
@@ -218,76 +217,49 @@ func runTransaction(ctx context.Context, o txOptions, stdout, stderr io.Writer) 
 	take := func(now time.Time) snap {
 		return snap{now, st.ok.Load(), st.failed.Load(), st.rtSumMicros.Load(), st.checks.Load(), st.unexpected.Load(), st.duplicated.Load()}
 	}
-	start := time.Now()
-	stopReport := make(chan struct{})
-	reportDone := make(chan struct{})
-	go func() {
-		defer close(reportDone)
-		prev := take(start)
-		every(o.interval, stopReport, func(now time.Time) {
-			cur := take(now)
-			n := cur.ok - prev.ok
-			avg := 0.0
-			if n > 0 {
-				avg = float64(cur.rt-prev.rt) / float64(n) / 1000
-			}
-			// TransactionProducer's line; the counts are per interval.
-			fmt.Fprintf(lines, "Current Time: %d Send TPS:%5d Max RT(ms):%5d AVG RT(ms):%3.1f Send Failed: %d check: %d unexpectedCheck: %d duplicatedCheck: %d \n",
-				now.UnixMilli(), ratePerSecond(n+cur.failed-prev.failed, cur.at.Sub(prev.at)), st.maxRTMicros.Swap(0)/1000, avg,
-				cur.failed-prev.failed, cur.checks-prev.checks, cur.unexp-prev.unexp, cur.dup-prev.dup)
-			prev = cur
-		})
-	}()
-
-	var seq atomic.Int64
-	var maxRT atomic.Int64
-	hists := make([]*hdrhistogram.Histogram, o.threads)
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for w := 0; w < o.threads; w++ {
-		h := newHistogram()
-		hists[w] = h
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for runCtx.Err() == nil {
-				body := make([]byte, o.size) // the client keeps the message until the check-back
-				encodeTxBody(body, l.batchID, seq.Add(1), &o)
-				t0 := time.Now()
-				res, err := p.SendMessageInTransaction(context.Background(), primitive.NewMessage(o.topic, body))
-				rt := time.Since(t0)
-				if err == nil && res.Status != primitive.SendOK {
-					err = fmt.Errorf("send status %v", res.Status)
-				}
-				if err != nil {
-					st.failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				st.ok.Add(1)
-				st.rtSumMicros.Add(rt.Microseconds())
-				atomicMax(&st.maxRTMicros, rt.Microseconds())
-				atomicMax(&maxRT, rt.Microseconds())
-				recordMicros(h, rt)
-			}
-		}()
+	var maxRT atomic.Int64 // of the run; st.maxRTMicros is per interval
+	prev := take(time.Now())
+	report := func(now time.Time) {
+		cur := take(now)
+		n := cur.ok - prev.ok
+		avg := 0.0
+		if n > 0 {
+			avg = float64(cur.rt-prev.rt) / float64(n) / 1000
+		}
+		// TransactionProducer's line; the counts are per interval.
+		fmt.Fprintf(lines, "Current Time: %d Send TPS:%5d Max RT(ms):%5d AVG RT(ms):%3.1f Send Failed: %d check: %d unexpectedCheck: %d duplicatedCheck: %d \n",
+			now.UnixMilli(), ratePerSecond(n+cur.failed-prev.failed, cur.at.Sub(prev.at)), st.maxRTMicros.Swap(0)/1000, avg,
+			cur.failed-prev.failed, cur.checks-prev.checks, cur.unexp-prev.unexp, cur.dup-prev.dup)
+		prev = cur
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(stopReport)
-	<-reportDone
-
-	all := mergeHistograms(hists)
+	var seq atomic.Int64
+	res := sendLoad(runCtx, o.threads, o.interval, report, func() (time.Duration, error) {
+		body := make([]byte, o.size) // the client keeps the message until the check-back
+		encodeTxBody(body, l.batchID, seq.Add(1), &o)
+		t0 := time.Now()
+		sent, err := p.SendMessageInTransaction(context.Background(), primitive.NewMessage(o.topic, body))
+		rt := time.Since(t0)
+		if err == nil && sent.Status != primitive.SendOK {
+			err = fmt.Errorf("send status %v", sent.Status)
+		}
+		if err != nil {
+			st.failed.Add(1)
+			return rt, err
+		}
+		st.ok.Add(1)
+		st.rtSumMicros.Add(rt.Microseconds())
+		atomicMax(&st.maxRTMicros, rt.Microseconds())
+		atomicMax(&maxRT, rt.Microseconds())
+		return rt, nil
+	})
 	sum := TransactionSummary{Mode: "transaction", Topic: o.topic, Threads: o.threads, MessageSize: o.size,
-		ElapsedSec: elapsed.Seconds(), Sent: st.ok.Load(), SendFailed: st.failed.Load(),
-		TPS: ratePerSecond(st.ok.Load(), elapsed), MaxRTMs: maxRT.Load() / 1000, Checks: st.checks.Load(),
-		UnexpectedCheck: st.unexpected.Load(), DuplicatedCheck: st.duplicated.Load(), Latency: percentiles(all)}
+		ElapsedSec: res.elapsed.Seconds(), Sent: st.ok.Load(), SendFailed: st.failed.Load(),
+		TPS: ratePerSecond(st.ok.Load(), res.elapsed), MaxRTMs: maxRT.Load() / 1000, Checks: st.checks.Load(),
+		UnexpectedCheck: st.unexpected.Load(), DuplicatedCheck: st.duplicated.Load(), Latency: percentiles(res.latency)}
 	if sum.Sent > 0 {
 		sum.AvgRTMs = float64(st.rtSumMicros.Load()) / float64(sum.Sent) / 1000
 	}
-	if e, ok := firstErr.Load().(string); ok {
-		fmt.Fprintf(stderr, "first send error: %s\n", e)
-	}
+	res.printFirstError(stderr)
 	if o.output == "json" {
 		return writeJSON(stdout, sum)
 	}
