@@ -46,19 +46,9 @@ type consumerSnapshot struct {
 
 func consumerCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o consumerOptions
-	c := &cobra.Command{
-		Use:   "consumer",
-		Short: "consume a topic and report rates and latencies (RocketMQ's benchmark Consumer)",
-		Args:  cmdline.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			return runConsumer(c.Context(), o, stdout, stderr)
-		},
-	}
-	fs := c.Flags()
-	addCommonFlags(fs, &o.commonOptions, "topic (it must exist: consumers do not auto-create)")
+	c, fs := modeCommand("consumer", "consume a topic and report rates and latencies (RocketMQ's benchmark Consumer)",
+		&o.commonOptions, "topic (it must exist: consumers do not auto-create)", o.check,
+		func(ctx context.Context) error { return runConsumer(ctx, o, stdout, stderr) })
 	fs.StringVarP(&o.group, "group", "g", fmt.Sprintf("benchmark_consumer_%d", os.Getpid()), "consumer group")
 	fs.StringVarP(&o.filter, "expression", "e", "*", "tag expression, e.g. 'A || B'")
 	fs.StringVar(&o.from, "from", "last", "where a new group starts: last or first")

@@ -63,6 +63,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cmdline.Execute(root, args, stdout, stderr)
 }
 
+// modeCommand returns a mode's command with the common flags on fs, to which
+// the mode adds its own; run runs once check has accepted the flags.
+func modeCommand(use, short string, common *commonOptions, topicUsage string, check func() error, run func(context.Context) error) (*cobra.Command, *pflag.FlagSet) {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cmdline.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := check(); err != nil {
+				return err
+			}
+			return run(c.Context())
+		},
+	}
+	addCommonFlags(c.Flags(), common, topicUsage)
+	return c, c.Flags()
+}
+
 // commonOptions are the flags of every mode.
 type commonOptions struct {
 	namesrv  string

@@ -81,19 +81,9 @@ func (s *producerStats) snapshot(now time.Time) producerSnapshot {
 
 func producerCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o producerOptions
-	c := &cobra.Command{
-		Use:   "producer",
-		Short: "send messages as fast as the broker answers (RocketMQ's benchmark Producer)",
-		Args:  cmdline.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			return runProducer(c.Context(), o, stdout, stderr)
-		},
-	}
-	fs := c.Flags()
-	addCommonFlags(fs, &o.commonOptions, "topic")
+	c, fs := modeCommand("producer", "send messages as fast as the broker answers (RocketMQ's benchmark Producer)",
+		&o.commonOptions, "topic", o.check,
+		func(ctx context.Context) error { return runProducer(ctx, o, stdout, stderr) })
 	fs.IntVarP(&o.threads, "threads", "w", 64, "sending goroutines")
 	fs.IntVarP(&o.size, "size", "s", 1024, "message body size in bytes")
 	fs.StringVar(&o.tag, "tag", "", "message tag")

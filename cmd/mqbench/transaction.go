@@ -62,19 +62,9 @@ type TransactionSummary struct {
 
 func transactionCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o txOptions
-	c := &cobra.Command{
-		Use:   "transaction",
-		Short: "send transactional messages and verify the broker's check-backs (RocketMQ's TransactionProducer)",
-		Args:  cmdline.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			return runTransaction(c.Context(), o, stdout, stderr)
-		},
-	}
-	fs := c.Flags()
-	addCommonFlags(fs, &o.commonOptions, "topic")
+	c, fs := modeCommand("transaction", "send transactional messages and verify the broker's check-backs (RocketMQ's TransactionProducer)",
+		&o.commonOptions, "topic", o.check,
+		func(ctx context.Context) error { return runTransaction(ctx, o, stdout, stderr) })
 	fs.IntVarP(&o.threads, "threads", "w", 32, "sending goroutines")
 	fs.IntVarP(&o.size, "size", "s", 2048, "message body size in bytes (at least 37: the test's own header)")
 	fs.Float64Var(&o.sendRollback, "sr", 0, "share of local transactions that roll back at send")
