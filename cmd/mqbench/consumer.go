@@ -52,6 +52,7 @@ func consumerCommand(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVarP(&o.group, "group", "g", fmt.Sprintf("benchmark_consumer_%d", os.Getpid()), "consumer group")
 	fs.StringVarP(&o.filter, "expression", "e", "*", "tag expression, e.g. 'A || B'")
 	fs.StringVar(&o.from, "from", "last", "where a new group starts: last or first")
+	cmdline.CompleteValues(c, "from", "last", "first")
 	return c
 }
 

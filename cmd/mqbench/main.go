@@ -78,6 +78,7 @@ func modeCommand(use, short string, common *commonOptions, topicUsage string, ch
 		},
 	}
 	addCommonFlags(c.Flags(), common, topicUsage)
+	cmdline.CompleteValues(c, "output", "text", "json")
 	return c, c.Flags()
 }
 

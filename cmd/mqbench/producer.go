@@ -90,6 +90,7 @@ func producerCommand(stdout, stderr io.Writer) *cobra.Command {
 	fs.IntVar(&o.batch, "batch", 1, "messages per request (> 1 sends SEND_BATCH_MESSAGE)")
 	fs.IntVarP(&o.producers, "producers", "p", 1, "producer instances (connections) shared by the goroutines")
 	fs.StringVar(&o.client, "client", "go", "go: the official RocketMQ Go client; native: mqd's own remoting client (less client CPU per message)")
+	cmdline.CompleteValues(c, "client", "go", "native")
 	fs.StringVar(&o.group, "group", "benchmark_producer", "producer group")
 	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")

@@ -115,6 +115,11 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	contains(t, "config print --help", r.stdout, "--role", "--live", "--admin")
 	r = run(t, "", nil, "completion", "bash").mustSucceed(t)
 	contains(t, "completion bash", r.stdout, "bash completion")
+	// What the completion scripts ask for: values of flags and arguments.
+	r = run(t, "", nil, "__complete", "config", "print", "--role", "").mustSucceed(t)
+	contains(t, "completing --role", r.stdout, "embedded\nbroker\nnamesrv\n")
+	r = run(t, "", nil, "__complete", "swap", "ha", "").mustSucceed(t)
+	contains(t, "completing swap ha", r.stdout, "sync\nasync\n")
 
 	// A usage mistake exits 2 with one line naming the command and a pointer
 	// to --help, as mqadmin and mqbench do.

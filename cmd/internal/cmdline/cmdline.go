@@ -150,3 +150,8 @@ func DeprecatedAlias(fs *pflag.FlagSet, canonical, old string) {
 	fs.Var(f.Value, old, f.Usage)
 	_ = fs.MarkDeprecated(old, "use --"+canonical)
 }
+
+// CompleteValues makes shell completion offer values for the flag name of c.
+func CompleteValues(c *cobra.Command, name string, values ...string) {
+	_ = c.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+}

@@ -130,7 +130,28 @@ func newRoot(sys IO) *cobra.Command {
 		swapCommand(sys),
 		versionCommand(sys),
 	)
+	completeFlagValues(root)
 	return root
+}
+
+// completeFlagValues lets shell completion offer the values of the flags
+// that take one of a few words, on every command that has them.
+func completeFlagValues(c *cobra.Command) {
+	values := map[string][]string{
+		"profile":    configs.Profiles(),
+		"role":       {modeEmbedded, modeBroker, modeNamesrv},
+		"format":     {config.FormatTable, config.FormatProperties},
+		"log-level":  {"trace", "debug", "info", "warn", "error"},
+		"log-format": {"auto", "console", "json"},
+	}
+	for name, words := range values {
+		if c.Flags().Lookup(name) != nil {
+			cmdline.CompleteValues(c, name, words...)
+		}
+	}
+	for _, sub := range c.Commands() {
+		completeFlagValues(sub)
+	}
 }
 
 // addConfigFlags adds the flags that build the configuration.
