@@ -8,7 +8,7 @@
 #   broker-b      :10931 (HA :10932, admin :10933)   broker-b-s  :10941
 #
 # Data and logs go to ./data/cluster/<name>/; pids to ./data/cluster/pids.
-# `go tool task cluster:up` (or MODE=sync) runs it; status prints each
+# `go tool -modfile=tools/go.mod task cluster:up` (or MODE=sync) runs it; status prints each
 # process and the name servers' cluster view.
 set -euo pipefail
 cmd=${1:-status}

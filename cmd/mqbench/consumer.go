@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,17 +12,16 @@ import (
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/spf13/cobra"
+
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 )
 
 type consumerOptions struct {
-	namesrv  string
-	topic    string
-	group    string
-	filter   string
-	from     string
-	output   string
-	duration time.Duration
-	interval time.Duration
+	commonOptions
+	group  string
+	filter string
+	from   string
 }
 
 // ConsumerSummary is the final report of a consumer run (-o json prints it).
@@ -46,49 +44,31 @@ type consumerSnapshot struct {
 	b2cSum, s2cSum int64 // ms
 }
 
-func parseConsumerFlags(args []string, stderr io.Writer) (consumerOptions, error) {
+func consumerCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o consumerOptions
-	fs := flag.NewFlagSet("mqbench consumer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.namesrv, "n", "127.0.0.1:9876", "name server address(es), separated by ';'")
-	fs.StringVar(&o.topic, "t", "BenchmarkTest", "topic (it must exist: consumers do not auto-create)")
-	fs.StringVar(&o.group, "g", fmt.Sprintf("benchmark_consumer_%d", os.Getpid()), "consumer group")
-	fs.StringVar(&o.filter, "e", "*", "tag expression, e.g. 'A || B'")
+	c, fs := modeCommand("consumer", "consume a topic and report rates and latencies (RocketMQ's benchmark Consumer)",
+		&o.commonOptions, "topic (it must exist: consumers do not auto-create)", o.check,
+		func(ctx context.Context) error { return runConsumer(ctx, o, stdout, stderr) })
+	fs.StringVarP(&o.group, "group", "g", fmt.Sprintf("benchmark_consumer_%d", os.Getpid()), "consumer group")
+	fs.StringVarP(&o.filter, "expression", "e", "*", "tag expression, e.g. 'A || B'")
 	fs.StringVar(&o.from, "from", "last", "where a new group starts: last or first")
-	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-second lines to stderr)")
-	fs.DurationVar(&o.duration, "d", 0, "how long to run (0 = until interrupted)")
-	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
-	if err := parseArgs(fs, args, stderr); err != nil {
-		return o, err
-	}
-	switch {
-	case o.topic == "":
-		return o, fmt.Errorf("-t must name a topic")
-	case o.group == "":
-		return o, fmt.Errorf("-g must name a group")
-	case o.from != "last" && o.from != "first":
-		return o, fmt.Errorf("--from must be last or first")
-	case o.output != "text" && o.output != "json":
-		return o, fmt.Errorf("-o must be text or json")
-	case o.duration < 0:
-		return o, fmt.Errorf("-d must not be negative")
-	case o.interval <= 0:
-		return o, fmt.Errorf("-i must be positive")
-	case len(splitAddrs(o.namesrv)) == 0:
-		return o, fmt.Errorf("-n must name at least one name server")
-	}
-	return o, nil
+	cmdline.CompleteValues(c, "from", "last", "first")
+	return c
 }
 
-func runConsumer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseConsumerFlags(args, stderr)
-	if err != nil {
-		return err
+// check returns a usage error for a value out of range.
+func (o *consumerOptions) check() error {
+	switch {
+	case o.group == "":
+		return cmdline.Usagef("-g must name a group")
+	case o.from != "last" && o.from != "first":
+		return cmdline.Usagef("--from must be last or first")
 	}
-	lines := stdout
-	if o.output == "json" {
-		lines = stderr
-	}
+	return o.commonOptions.check()
+}
+
+func runConsumer(ctx context.Context, o consumerOptions, stdout, stderr io.Writer) error {
+	lines := o.intervalLines(stdout, stderr)
 	from := consumer.ConsumeFromLastOffset
 	if o.from == "first" {
 		from = consumer.ConsumeFromFirstOffset
@@ -151,12 +131,8 @@ func runConsumer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return consumerSnapshot{at: now, n: n.Load(), b2cSum: b2cSum.Load(), s2cSum: s2cSum.Load()}
 	}
 	start := time.Now()
-	runCtx := ctx
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
+	runCtx, cancel := o.runFor(ctx)
+	defer cancel()
 	prev := snap(start)
 	every(o.interval, runCtx.Done(), func(now time.Time) {
 		cur := snap(now)

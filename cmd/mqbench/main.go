@@ -12,16 +12,18 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 )
 
 func main() {
@@ -30,55 +32,106 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: mqbench <producer|consumer|transaction> [flags]
+const rootLong = `mqbench drives a RocketMQ 4.x name server and broker (mqd or Apache RocketMQ)
+and prints RocketMQ's own benchmark lines, then a summary with latency
+percentiles. -d 0 runs until interrupted (Ctrl-C); the summary is printed
+either way. Exit codes: 0 ok, 1 failure, 2 usage mistake.`
 
-  mqbench producer -n <namesrv> -t <topic> [-w 64] [-s 1024] [-d 0] [--tag X] [--batch N] [-o text|json]
-  mqbench consumer -n <namesrv> -t <topic> [-g group] [-d 0] [--from last|first] [-o text|json]
-  mqbench transaction -n <namesrv> -t <topic> [-w 32] [-s 2048] [--sr 0] [--su 0] [--cr 0] [--cu 0] [-d 0] [-o text|json]
-
--d 0 runs until interrupted (Ctrl-C); the summary is printed either way.
-Run "mqbench <command> -h" for every flag.
-`
+const rootExample = `  mqbench producer -n 127.0.0.1:9876 -t BenchmarkTest -w 64 -s 1024 -d 20s
+  mqbench producer --client native -p 2 -n 127.0.0.1:9876 -t BenchmarkTest
+  mqbench consumer -n 127.0.0.1:9876 -t BenchmarkTest -g benchmark_consumer -d 20s
+  mqbench transaction -n 127.0.0.1:9876 -t TxTest --sr 0.1 --su 0.1`
 
 // run is main without the process around it, so that tests can drive it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
 	// The client logs every reconnect and rebalance at info level; a benchmark's
 	// output is its stats lines.
 	rlog.SetLogLevel("error")
-	var err error
-	switch args[0] {
-	case "producer":
-		err = runProducer(ctx, args[1:], stdout, stderr)
-	case "consumer":
-		err = runConsumer(ctx, args[1:], stdout, stderr)
-	case "transaction":
-		err = runTransaction(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "mqbench: unknown command %q\n\n%s", args[0], usage)
-		return 2
+	root := &cobra.Command{
+		Use:     "mqbench",
+		Short:   "load generator for RocketMQ-compatible brokers",
+		Long:    rootLong,
+		Example: rootExample,
 	}
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		return 2
-	default:
-		fmt.Fprintf(stderr, "mqbench: %v\n", err)
-		return 1
-	}
+	cmdline.RequireSubcommand(root)
+	root.AddCommand(
+		producerCommand(stdout, stderr),
+		consumerCommand(stdout, stderr),
+		transactionCommand(stdout, stderr),
+	)
+	root.SetContext(ctx)
+	return cmdline.Execute(root, args, stdout, stderr)
 }
 
-// errUsage marks errors the flag package already reported.
-var errUsage = errors.New("usage")
+// modeCommand returns a mode's command with the common flags on fs, to which
+// the mode adds its own; run runs once check has accepted the flags.
+func modeCommand(use, short string, common *commonOptions, topicUsage string, check func() error, run func(context.Context) error) (*cobra.Command, *pflag.FlagSet) {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cmdline.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := check(); err != nil {
+				return err
+			}
+			return run(c.Context())
+		},
+	}
+	addCommonFlags(c.Flags(), common, topicUsage)
+	cmdline.CompleteValues(c, "output", "text", "json")
+	return c, c.Flags()
+}
+
+// commonOptions are the flags of every mode.
+type commonOptions struct {
+	namesrv  string
+	topic    string
+	output   string
+	duration time.Duration
+	interval time.Duration
+}
+
+func addCommonFlags(fs *pflag.FlagSet, o *commonOptions, topicUsage string) {
+	fs.StringVarP(&o.namesrv, "namesrvAddr", "n", "127.0.0.1:9876", "name server address(es), separated by ';'")
+	fs.StringVarP(&o.topic, "topic", "t", "BenchmarkTest", topicUsage)
+	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json (json sends the per-interval lines to stderr)")
+	fs.DurationVarP(&o.duration, "duration", "d", 0, "how long to run (0 = until interrupted)")
+	fs.DurationVarP(&o.interval, "interval", "i", time.Second, "stats interval")
+}
+
+// check returns a usage error for a value out of range.
+func (o *commonOptions) check() error {
+	switch {
+	case o.topic == "":
+		return cmdline.Usagef("-t must name a topic")
+	case o.output != "text" && o.output != "json":
+		return cmdline.Usagef("-o must be text or json")
+	case o.duration < 0:
+		return cmdline.Usagef("-d must not be negative")
+	case o.interval <= 0:
+		return cmdline.Usagef("-i must be positive")
+	case len(splitAddrs(o.namesrv)) == 0:
+		return cmdline.Usagef("-n must name at least one name server")
+	}
+	return nil
+}
+
+// runFor returns ctx bounded by -d (unbounded for 0).
+func (o *commonOptions) runFor(ctx context.Context) (context.Context, context.CancelFunc) {
+	if o.duration > 0 {
+		return context.WithTimeout(ctx, o.duration)
+	}
+	return context.WithCancel(ctx)
+}
+
+// intervalLines is where the per-interval lines go: stdout, or stderr when
+// stdout carries the JSON summary.
+func (o *commonOptions) intervalLines(stdout, stderr io.Writer) io.Writer {
+	if o.output == "json" {
+		return stderr
+	}
+	return stdout
+}
 
 // splitAddrs splits a RocketMQ name-server list ("a:9876;b:9876").
 func splitAddrs(s string) []string {
@@ -89,21 +142,4 @@ func splitAddrs(s string) []string {
 		}
 	}
 	return out
-}
-
-// parseArgs parses a mode's flags; extra arguments are a usage error. It
-// returns flag.ErrHelp for -h and errUsage for anything the flag package
-// already reported.
-func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return errUsage
-	}
-	return nil
 }

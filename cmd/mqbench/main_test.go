@@ -111,6 +111,8 @@ func TestProducerAgainstCluster(t *testing.T) {
 	t.Logf("consumer output:\n%s", out.String())
 }
 
+// TestUsageErrors: a wrong command line exits 2 with one line saying why and
+// one pointing at --help, before anything connects.
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{},
@@ -118,13 +120,19 @@ func TestUsageErrors(t *testing.T) {
 		{"producer", "-w", "0"},
 		{"producer", "-o", "xml"},
 		{"producer", "extra"},
+		{"producer", "--bogus"},
 		{"consumer", "--from", "middle"},
+		{"transaction", "--sr", "0.6", "--su", "0.6"},
 	} {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), args, &out, &errOut); code == 0 {
-			t.Errorf("mqbench %v: exit 0, want an error", args)
-		} else if errOut.Len() == 0 {
-			t.Errorf("mqbench %v: exit %d with no message", args, code)
+		code := run(context.Background(), args, &out, &errOut)
+		if code != 2 || !strings.HasPrefix(errOut.String(), "mqbench") || strings.Count(errOut.String(), "\n") != 2 ||
+			!strings.Contains(errOut.String(), "--help' for usage") {
+			t.Errorf("mqbench %v: exit %d, stderr %q; want 2 and two lines", args, code, errOut.String())
 		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"producer", "--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "--batch") {
+		t.Errorf("producer --help: exit %d, stdout %q", code, out.String())
 	}
 }

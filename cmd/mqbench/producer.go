@@ -3,36 +3,32 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/spf13/cobra"
+
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 )
 
 type producerOptions struct {
-	namesrv   string
-	topic     string
+	commonOptions
 	tag       string
 	group     string
-	output    string
 	client    string
 	threads   int
 	size      int
 	batch     int
 	producers int
 	retry     int
-	duration  time.Duration
 	timeout   time.Duration
-	interval  time.Duration
 }
 
 // ProducerSummary is the final report of a producer run (-o json prints it).
@@ -83,70 +79,54 @@ func (s *producerStats) snapshot(now time.Time) producerSnapshot {
 	}
 }
 
-func parseProducerFlags(args []string, stderr io.Writer) (producerOptions, error) {
+func producerCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o producerOptions
-	fs := flag.NewFlagSet("mqbench producer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.namesrv, "n", "127.0.0.1:9876", "name server address(es), separated by ';'")
-	fs.StringVar(&o.topic, "t", "BenchmarkTest", "topic")
-	fs.IntVar(&o.threads, "w", 64, "sending goroutines")
-	fs.IntVar(&o.size, "s", 1024, "message body size in bytes")
-	fs.DurationVar(&o.duration, "d", 0, "how long to run (0 = until interrupted)")
+	c, fs := modeCommand("producer", "send messages as fast as the broker answers (RocketMQ's benchmark Producer)",
+		&o.commonOptions, "topic", o.check,
+		func(ctx context.Context) error { return runProducer(ctx, o, stdout, stderr) })
+	fs.IntVarP(&o.threads, "threads", "w", 64, "sending goroutines")
+	fs.IntVarP(&o.size, "size", "s", 1024, "message body size in bytes")
 	fs.StringVar(&o.tag, "tag", "", "message tag")
 	fs.IntVar(&o.batch, "batch", 1, "messages per request (> 1 sends SEND_BATCH_MESSAGE)")
-	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-second lines to stderr)")
-	fs.IntVar(&o.producers, "p", 1, "producer instances (connections) shared by the goroutines")
+	fs.IntVarP(&o.producers, "producers", "p", 1, "producer instances (connections) shared by the goroutines")
 	fs.StringVar(&o.client, "client", "go", "go: the official RocketMQ Go client; native: mqd's own remoting client (less client CPU per message)")
+	cmdline.CompleteValues(c, "client", "go", "native")
 	fs.StringVar(&o.group, "group", "benchmark_producer", "producer group")
 	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
-	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
-	if err := parseArgs(fs, args, stderr); err != nil {
-		return o, err
-	}
-	switch {
-	case o.threads < 1:
-		return o, fmt.Errorf("-w must be at least 1")
-	case o.size < 1:
-		return o, fmt.Errorf("-s must be at least 1")
-	case o.batch < 1:
-		return o, fmt.Errorf("--batch must be at least 1")
-	case o.producers < 1:
-		return o, fmt.Errorf("-p must be at least 1")
-	case o.duration < 0:
-		return o, fmt.Errorf("-d must not be negative")
-	case o.interval <= 0:
-		return o, fmt.Errorf("-i must be positive")
-	case o.topic == "":
-		return o, fmt.Errorf("-t must name a topic")
-	case o.client != "go" && o.client != "native":
-		return o, fmt.Errorf("--client must be go or native")
-	case o.output != "text" && o.output != "json":
-		return o, fmt.Errorf("-o must be text or json")
-	case len(splitAddrs(o.namesrv)) == 0:
-		return o, fmt.Errorf("-n must name at least one name server")
-	}
-	if o.producers > o.threads {
-		o.producers = o.threads
-	}
-	return o, nil
+	return c
 }
 
-func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseProducerFlags(args, stderr)
-	if err != nil {
+// check returns a usage error for a value out of range; more producers than
+// goroutines are cut to one per goroutine.
+func (o *producerOptions) check() error {
+	switch {
+	case o.threads < 1:
+		return cmdline.Usagef("-w must be at least 1")
+	case o.size < 1:
+		return cmdline.Usagef("-s must be at least 1")
+	case o.batch < 1:
+		return cmdline.Usagef("--batch must be at least 1")
+	case o.producers < 1:
+		return cmdline.Usagef("-p must be at least 1")
+	case o.client != "go" && o.client != "native":
+		return cmdline.Usagef("--client must be go or native")
+	}
+	if err := o.commonOptions.check(); err != nil {
 		return err
 	}
-	lines := stdout
-	if o.output == "json" {
-		lines = stderr
-	}
+	o.producers = min(o.producers, o.threads)
+	return nil
+}
 
+func runProducer(ctx context.Context, o producerOptions, stdout, stderr io.Writer) error {
+	lines := o.intervalLines(stdout, stderr)
 	body := make([]byte, o.size)
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
 	}
 	var snd sender
+	var err error
 	if o.client == "native" {
 		snd, err = newNativeSender(ctx, o)
 	} else {
@@ -157,12 +137,8 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer snd.close()
 
-	runCtx := ctx
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
+	runCtx, cancel := o.runFor(ctx)
+	defer cancel()
 
 	// The Java tool's header, so that logs of both read alike.
 	tagCount := 0
@@ -174,58 +150,32 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(lines, "delayEnable: false delayLevel: 1\nasyncEnable: false\nbatchSize: %d producers: %d client: %s\n", o.batch, o.producers, o.client)
 
 	var st producerStats
-	hists := make([]*hdrhistogram.Histogram, o.threads)
-	var firstErr atomic.Value // string: the first failure, shown in the summary
-	start := time.Now()
-
-	stopReport := make(chan struct{})
-	reportDone := make(chan struct{})
-	go func() {
-		defer close(reportDone)
-		prev := st.snapshot(start)
-		every(o.interval, stopReport, func(now time.Time) {
-			cur := st.snapshot(now)
-			printProducerLine(lines, prev, cur, st.maxRTMicros.Load())
-			prev = cur
-		})
-	}()
-
-	var wg sync.WaitGroup
-	for w := 0; w < o.threads; w++ {
-		h := newHistogram()
-		hists[w] = h
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for runCtx.Err() == nil {
-				// The send itself is not bound to runCtx: a request in flight when
-				// the run ends completes and is counted, as in RocketMQ's tool.
-				t0 := time.Now()
-				brokerErr, err := snd.send(context.Background(), body, o.batch)
-				rt := time.Since(t0)
-				if err != nil {
-					if brokerErr {
-						st.responseFailed.Add(1)
-					} else {
-						st.sendFailed.Add(1)
-					}
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				st.sentMsgs.Add(int64(o.batch))
-				st.okRequests.Add(1)
-				st.rtSumMicros.Add(rt.Microseconds())
-				atomicMax(&st.maxRTMicros, rt.Microseconds())
-				recordMicros(h, rt)
-			}
-		}()
+	prev := st.snapshot(time.Now())
+	report := func(now time.Time) {
+		cur := st.snapshot(now)
+		printProducerLine(lines, prev, cur, st.maxRTMicros.Load())
+		prev = cur
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(stopReport)
-	<-reportDone
-
-	all := mergeHistograms(hists)
+	res := sendLoad(runCtx, o.threads, o.interval, report, func() (time.Duration, error) {
+		// The send itself is not bound to runCtx: a request in flight when
+		// the run ends completes and is counted, as in RocketMQ's tool.
+		t0 := time.Now()
+		brokerErr, err := snd.send(context.Background(), body, o.batch)
+		rt := time.Since(t0)
+		if err != nil {
+			if brokerErr {
+				st.responseFailed.Add(1)
+			} else {
+				st.sendFailed.Add(1)
+			}
+			return rt, err
+		}
+		st.sentMsgs.Add(int64(o.batch))
+		st.okRequests.Add(1)
+		st.rtSumMicros.Add(rt.Microseconds())
+		atomicMax(&st.maxRTMicros, rt.Microseconds())
+		return rt, nil
+	})
 	end := st.snapshot(time.Now())
 	sum := ProducerSummary{
 		Mode:           "producer",
@@ -234,21 +184,19 @@ func runProducer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Producers:      o.producers,
 		MessageSize:    o.size,
 		Batch:          o.batch,
-		ElapsedSec:     elapsed.Seconds(),
+		ElapsedSec:     res.elapsed.Seconds(),
 		Sent:           end.sent,
 		Requests:       end.ok + end.sendFailed + end.respFailed,
 		SendFailed:     end.sendFailed,
 		ResponseFailed: end.respFailed,
-		TPS:            ratePerSecond(end.sent, elapsed),
+		TPS:            ratePerSecond(end.sent, res.elapsed),
 		MaxRTMs:        st.maxRTMicros.Load() / 1000,
-		Latency:        percentiles(all),
+		Latency:        percentiles(res.latency),
 	}
 	if end.ok > 0 {
 		sum.AvgRTMs = float64(end.rtSumMicros) / float64(end.ok) / 1000
 	}
-	if e, ok := firstErr.Load().(string); ok {
-		fmt.Fprintf(stderr, "first send error: %s\n", e)
-	}
+	res.printFirstError(stderr)
 	if o.output == "json" {
 		return writeJSON(stdout, sum)
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -107,4 +109,59 @@ func mergeHistograms(hs []*hdrhistogram.Histogram) *hdrhistogram.Histogram {
 		all.Merge(h)
 	}
 	return all
+}
+
+// loadResult is what sendLoad measured.
+type loadResult struct {
+	latency  *hdrhistogram.Histogram // of the successful requests
+	elapsed  time.Duration
+	firstErr string // the first failure, shown in the summary; "" if none
+}
+
+// sendLoad is the producer and transaction modes' run: threads goroutines
+// call send back to back until ctx ends, while report prints a line every
+// interval. send makes one request and returns its round trip and error;
+// counting is send's, the latency histogram of the successes and the first
+// error are sendLoad's.
+func sendLoad(ctx context.Context, threads int, interval time.Duration, report func(now time.Time), send func() (time.Duration, error)) loadResult {
+	start := time.Now()
+	stopReport := make(chan struct{})
+	reportDone := make(chan struct{})
+	go func() {
+		defer close(reportDone)
+		every(interval, stopReport, report)
+	}()
+
+	// One histogram per goroutine: recording takes no lock.
+	hists := make([]*hdrhistogram.Histogram, threads)
+	var firstErr atomic.Value // string
+	var wg sync.WaitGroup
+	for w := range hists {
+		h := newHistogram()
+		hists[w] = h
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				rt, err := send()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				recordMicros(h, rt)
+			}
+		}()
+	}
+	wg.Wait()
+	res := loadResult{elapsed: time.Since(start), latency: mergeHistograms(hists)}
+	close(stopReport)
+	<-reportDone
+	res.firstErr, _ = firstErr.Load().(string)
+	return res
+}
+
+func (r loadResult) printFirstError(w io.Writer) {
+	if r.firstErr != "" {
+		fmt.Fprintf(w, "first send error: %s\n", r.firstErr)
+	}
 }

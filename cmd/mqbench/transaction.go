@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,11 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	rocketmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/spf13/cobra"
+
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 )
 
 // Transaction mode, after RocketMQ's benchmark TransactionProducer: each
@@ -33,11 +34,12 @@ import (
 const maxCheckResults = 20
 
 type txOptions struct {
-	namesrv, topic, group, output string
-	threads, size                 int
-	sendRollback, sendUnknown     float64
-	checkRollback, checkUnknown   float64
-	duration, timeout, interval   time.Duration
+	commonOptions
+	group                       string
+	threads, size               int
+	sendRollback, sendUnknown   float64
+	checkRollback, checkUnknown float64
+	timeout                     time.Duration
 }
 
 // TransactionSummary is the final report of a transaction run (-o json).
@@ -58,46 +60,36 @@ type TransactionSummary struct {
 	Latency         Percentiles `json:"latency"`
 }
 
-func parseTxFlags(args []string, stderr io.Writer) (txOptions, error) {
+func transactionCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o txOptions
-	fs := flag.NewFlagSet("mqbench transaction", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.namesrv, "n", "127.0.0.1:9876", "name server address(es), separated by ';'")
-	fs.StringVar(&o.topic, "t", "BenchmarkTest", "topic")
-	fs.IntVar(&o.threads, "w", 32, "sending goroutines")
-	fs.IntVar(&o.size, "s", 2048, "message body size in bytes (at least 37: the test's own header)")
+	c, fs := modeCommand("transaction", "send transactional messages and verify the broker's check-backs (RocketMQ's TransactionProducer)",
+		&o.commonOptions, "topic", o.check,
+		func(ctx context.Context) error { return runTransaction(ctx, o, stdout, stderr) })
+	fs.IntVarP(&o.threads, "threads", "w", 32, "sending goroutines")
+	fs.IntVarP(&o.size, "size", "s", 2048, "message body size in bytes (at least 37: the test's own header)")
 	fs.Float64Var(&o.sendRollback, "sr", 0, "share of local transactions that roll back at send")
 	fs.Float64Var(&o.sendUnknown, "su", 0, "share of local transactions left UNKNOWN at send (checked back by the broker)")
 	fs.Float64Var(&o.checkRollback, "cr", 0, "share of check-backs answered ROLLBACK")
 	fs.Float64Var(&o.checkUnknown, "cu", 0, "share of check-backs answered UNKNOWN again")
-	fs.DurationVar(&o.duration, "d", 0, "how long to run (0 = until interrupted)")
 	fs.StringVar(&o.group, "group", "benchmark_transaction_producer", "producer group")
-	fs.StringVar(&o.output, "o", "text", "summary format: text or json (json sends the per-interval lines to stderr)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
-	fs.DurationVar(&o.interval, "i", time.Second, "stats interval")
-	if err := parseArgs(fs, args, stderr); err != nil {
-		return o, err
-	}
+	return c
+}
+
+// check returns a usage error for a value out of range.
+func (o *txOptions) check() error {
 	rate := func(v float64) bool { return v >= 0 && v <= 1 }
 	switch {
 	case o.threads < 1:
-		return o, fmt.Errorf("-w must be at least 1")
+		return cmdline.Usagef("-w must be at least 1")
 	case o.size < 16+1+maxCheckResults:
-		return o, fmt.Errorf("-s must be at least %d (the body carries the test's header)", 16+1+maxCheckResults)
+		return cmdline.Usagef("-s must be at least %d (the body carries the test's header)", 16+1+maxCheckResults)
 	case !rate(o.sendRollback) || !rate(o.sendUnknown) || !rate(o.checkRollback) || !rate(o.checkUnknown):
-		return o, fmt.Errorf("--sr, --su, --cr and --cu are shares between 0 and 1")
+		return cmdline.Usagef("--sr, --su, --cr and --cu are shares between 0 and 1")
 	case o.sendRollback+o.sendUnknown > 1 || o.checkRollback+o.checkUnknown > 1:
-		return o, fmt.Errorf("--sr + --su and --cr + --cu must not exceed 1")
-	case o.duration < 0:
-		return o, fmt.Errorf("-d must not be negative")
-	case o.interval <= 0:
-		return o, fmt.Errorf("-i must be positive")
-	case o.output != "text" && o.output != "json":
-		return o, fmt.Errorf("-o must be text or json")
-	case len(splitAddrs(o.namesrv)) == 0:
-		return o, fmt.Errorf("-n must name at least one name server")
+		return cmdline.Usagef("--sr + --su and --cr + --cu must not exceed 1")
 	}
-	return o, nil
+	return o.commonOptions.check()
 }
 
 // txStats are StatsBenchmarkTProducer's counters.
@@ -181,15 +173,8 @@ func (l *txListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.Lo
 	return primitive.LocalTransactionState(b[17+times-1])
 }
 
-func runTransaction(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseTxFlags(args, stderr)
-	if err != nil {
-		return err
-	}
-	lines := stdout
-	if o.output == "json" {
-		lines = stderr
-	}
+func runTransaction(ctx context.Context, o txOptions, stdout, stderr io.Writer) error {
+	lines := o.intervalLines(stdout, stderr)
 	// The client logs an error for every local transaction left UNKNOWN,
 	// which this mode does on purpose.
 	rlog.SetLogLevel("fatal")
@@ -210,12 +195,8 @@ func runTransaction(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer func() { _ = p.Shutdown() }()
 
-	runCtx := ctx
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
+	runCtx, cancel := o.runFor(ctx)
+	defer cancel()
 	fmt.Fprintf(lines, "topic: %s threadCount: %d messageSize: %d sendRollbackRate: %.2f sendUnknownRate: %.2f checkRollbackRate: %.2f checkUnknownRate: %.2f\n",
 		o.topic, o.threads, o.size, o.sendRollback, o.sendUnknown, o.checkRollback, o.checkUnknown)
 
@@ -226,76 +207,49 @@ func runTransaction(ctx context.Context, args []string, stdout, stderr io.Writer
 	take := func(now time.Time) snap {
 		return snap{now, st.ok.Load(), st.failed.Load(), st.rtSumMicros.Load(), st.checks.Load(), st.unexpected.Load(), st.duplicated.Load()}
 	}
-	start := time.Now()
-	stopReport := make(chan struct{})
-	reportDone := make(chan struct{})
-	go func() {
-		defer close(reportDone)
-		prev := take(start)
-		every(o.interval, stopReport, func(now time.Time) {
-			cur := take(now)
-			n := cur.ok - prev.ok
-			avg := 0.0
-			if n > 0 {
-				avg = float64(cur.rt-prev.rt) / float64(n) / 1000
-			}
-			// TransactionProducer's line; the counts are per interval.
-			fmt.Fprintf(lines, "Current Time: %d Send TPS:%5d Max RT(ms):%5d AVG RT(ms):%3.1f Send Failed: %d check: %d unexpectedCheck: %d duplicatedCheck: %d \n",
-				now.UnixMilli(), ratePerSecond(n+cur.failed-prev.failed, cur.at.Sub(prev.at)), st.maxRTMicros.Swap(0)/1000, avg,
-				cur.failed-prev.failed, cur.checks-prev.checks, cur.unexp-prev.unexp, cur.dup-prev.dup)
-			prev = cur
-		})
-	}()
-
-	var seq atomic.Int64
-	var maxRT atomic.Int64
-	hists := make([]*hdrhistogram.Histogram, o.threads)
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for w := 0; w < o.threads; w++ {
-		h := newHistogram()
-		hists[w] = h
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for runCtx.Err() == nil {
-				body := make([]byte, o.size) // the client keeps the message until the check-back
-				encodeTxBody(body, l.batchID, seq.Add(1), &o)
-				t0 := time.Now()
-				res, err := p.SendMessageInTransaction(context.Background(), primitive.NewMessage(o.topic, body))
-				rt := time.Since(t0)
-				if err == nil && res.Status != primitive.SendOK {
-					err = fmt.Errorf("send status %v", res.Status)
-				}
-				if err != nil {
-					st.failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				st.ok.Add(1)
-				st.rtSumMicros.Add(rt.Microseconds())
-				atomicMax(&st.maxRTMicros, rt.Microseconds())
-				atomicMax(&maxRT, rt.Microseconds())
-				recordMicros(h, rt)
-			}
-		}()
+	var maxRT atomic.Int64 // of the run; st.maxRTMicros is per interval
+	prev := take(time.Now())
+	report := func(now time.Time) {
+		cur := take(now)
+		n := cur.ok - prev.ok
+		avg := 0.0
+		if n > 0 {
+			avg = float64(cur.rt-prev.rt) / float64(n) / 1000
+		}
+		// TransactionProducer's line; the counts are per interval.
+		fmt.Fprintf(lines, "Current Time: %d Send TPS:%5d Max RT(ms):%5d AVG RT(ms):%3.1f Send Failed: %d check: %d unexpectedCheck: %d duplicatedCheck: %d \n",
+			now.UnixMilli(), ratePerSecond(n+cur.failed-prev.failed, cur.at.Sub(prev.at)), st.maxRTMicros.Swap(0)/1000, avg,
+			cur.failed-prev.failed, cur.checks-prev.checks, cur.unexp-prev.unexp, cur.dup-prev.dup)
+		prev = cur
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(stopReport)
-	<-reportDone
-
-	all := mergeHistograms(hists)
+	var seq atomic.Int64
+	res := sendLoad(runCtx, o.threads, o.interval, report, func() (time.Duration, error) {
+		body := make([]byte, o.size) // the client keeps the message until the check-back
+		encodeTxBody(body, l.batchID, seq.Add(1), &o)
+		t0 := time.Now()
+		sent, err := p.SendMessageInTransaction(context.Background(), primitive.NewMessage(o.topic, body))
+		rt := time.Since(t0)
+		if err == nil && sent.Status != primitive.SendOK {
+			err = fmt.Errorf("send status %v", sent.Status)
+		}
+		if err != nil {
+			st.failed.Add(1)
+			return rt, err
+		}
+		st.ok.Add(1)
+		st.rtSumMicros.Add(rt.Microseconds())
+		atomicMax(&st.maxRTMicros, rt.Microseconds())
+		atomicMax(&maxRT, rt.Microseconds())
+		return rt, nil
+	})
 	sum := TransactionSummary{Mode: "transaction", Topic: o.topic, Threads: o.threads, MessageSize: o.size,
-		ElapsedSec: elapsed.Seconds(), Sent: st.ok.Load(), SendFailed: st.failed.Load(),
-		TPS: ratePerSecond(st.ok.Load(), elapsed), MaxRTMs: maxRT.Load() / 1000, Checks: st.checks.Load(),
-		UnexpectedCheck: st.unexpected.Load(), DuplicatedCheck: st.duplicated.Load(), Latency: percentiles(all)}
+		ElapsedSec: res.elapsed.Seconds(), Sent: st.ok.Load(), SendFailed: st.failed.Load(),
+		TPS: ratePerSecond(st.ok.Load(), res.elapsed), MaxRTMs: maxRT.Load() / 1000, Checks: st.checks.Load(),
+		UnexpectedCheck: st.unexpected.Load(), DuplicatedCheck: st.duplicated.Load(), Latency: percentiles(res.latency)}
 	if sum.Sent > 0 {
 		sum.AvgRTMs = float64(st.rtSumMicros.Load()) / float64(sum.Sent) / 1000
 	}
-	if e, ok := firstErr.Load().(string); ok {
-		fmt.Fprintf(stderr, "first send error: %s\n", e)
-	}
+	res.printFirstError(stderr)
 	if o.output == "json" {
 		return writeJSON(stdout, sum)
 	}

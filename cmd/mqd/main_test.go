@@ -109,15 +109,30 @@ func TestVersion(t *testing.T) {
 
 func TestHelpAndUsageErrors(t *testing.T) {
 	r := run(t, "", nil, "help").mustSucceed(t)
-	contains(t, "help", r.stdout, "mqd broker", "mqd config print", "dev")
+	contains(t, "help", r.stdout, "mqd broker", "mqd config print", "dev", "completion")
 	run(t, "", nil, "--help").mustSucceed(t)
+	r = run(t, "", nil, "config", "print", "--help").mustSucceed(t)
+	contains(t, "config print --help", r.stdout, "--role", "--live", "--admin")
+	r = run(t, "", nil, "completion", "bash").mustSucceed(t)
+	contains(t, "completion bash", r.stdout, "bash completion")
+	// What the completion scripts ask for: values of flags and arguments.
+	r = run(t, "", nil, "__complete", "config", "print", "--role", "").mustSucceed(t)
+	contains(t, "completing --role", r.stdout, "embedded\nbroker\nnamesrv\n")
+	r = run(t, "", nil, "__complete", "swap", "ha", "").mustSucceed(t)
+	contains(t, "completing swap ha", r.stdout, "sync\nasync\n")
 
-	for _, args := range [][]string{{"bogus"}, {"--bogus"}, {"config"}, {"namesrv", "-n", "x:1"}, {"version", "extra"}} {
+	// A usage mistake exits 2 with one line naming the command and a pointer
+	// to --help, as mqadmin and mqbench do.
+	for _, args := range [][]string{
+		{"bogus"}, {"--bogus"}, {"config"}, {"config", "show"}, {"namesrv", "-n", "x:1"}, {"version", "extra"},
+		{"swap"}, {"swap", "ha", "fast"}, {"reload", "extra"}, {"config", "print", "--role", "client"},
+		{"config", "print", "--live", "--format", "properties"}, {"broker", "--set"},
+	} {
 		r := run(t, "", nil, args...)
-		if r.code != 1 {
-			t.Errorf("mqd %v: exit %d, want 1", args, r.code)
+		if r.code != 2 {
+			t.Errorf("mqd %v: exit %d, want 2\n%s", args, r.code, r.stderr)
 		}
-		if !strings.HasPrefix(r.stderr, "mqd: ") || !strings.Contains(r.stderr, "mqd help") {
+		if !strings.HasPrefix(r.stderr, "mqd") || !strings.Contains(r.stderr, "--help' for usage") || strings.Count(r.stderr, "\n") != 2 {
 			t.Errorf("mqd %v: stderr %q", args, r.stderr)
 		}
 	}

@@ -59,8 +59,15 @@ func TestAdminEndpointSubcommands(t *testing.T) {
 	d.waitFor(t, "ready")
 	addr := "127.0.0.1:" + strconv.Itoa(port+2)
 
-	r := run(t, "", nil, "health", "--addr", addr).mustSucceed(t)
+	r := run(t, "", nil, "health", "--admin", addr).mustSucceed(t)
 	contains(t, "mqd health", r.stdout, addr+": ready", "admin.http", "app.broker", "started")
+	// --addr, the earlier name for health, plugins and config print --live,
+	// still works but is no longer shown.
+	r = run(t, "", nil, "health", "--addr", addr).mustSucceed(t)
+	contains(t, "mqd health --addr", r.stdout, addr+": ready")
+	if r := run(t, "", nil, "health", "--help").mustSucceed(t); strings.Contains(r.stdout, "--addr") {
+		t.Errorf("health --help shows the deprecated --addr:\n%s", r.stdout)
+	}
 	r = run(t, "", nil, "plugins", "--addr", addr).mustSucceed(t)
 	contains(t, "mqd plugins", r.stdout, `"id": "app.broker"`, `"started": true`)
 	r = run(t, "", nil, "config", "print", "--live", "--addr", addr).mustSucceed(t)
@@ -72,7 +79,7 @@ func TestAdminEndpointSubcommands(t *testing.T) {
 	// mqd reload: a live key applies; a key that cannot change live is
 	// refused with the reason and nothing changes.
 	writeProps("brokerName=ops-a\nautoCreateTopicEnable=false\n")
-	r = run(t, "", nil, "reload", "--admin", addr).mustSucceed(t)
+	r = run(t, "", nil, "reload", "--addr", addr).mustSucceed(t)
 	contains(t, "mqd reload (live key)", r.stdout, `"changed":["broker.autoCreateTopicEnable"]`)
 	r = run(t, "", nil, "config", "print", "--live", "--addr", addr).mustSucceed(t)
 	if i := strings.Index(r.stdout, `"broker.autoCreateTopicEnable"`); i < 0 || !strings.Contains(r.stdout[i:min(len(r.stdout), i+200)], `"value": false`) {

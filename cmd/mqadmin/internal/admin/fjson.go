@@ -11,7 +11,9 @@ import (
 // ResetOffsetBody.offsetTable: Map<MessageQueue, ...>) are written with object
 // keys, {{"brokerName":"a","queueId":0,"topic":"t"}:{...}}, and integer keys are
 // written bare, {0:"addr"}; encoding/json reads neither, so admin bodies go
-// through this small parser. Objects keep their key order.
+// through this small parser. Objects keep their key order. (body.Unmarshal,
+// which quotes bare keys and then uses encoding/json, serves bodies without
+// object keys; every body read here has them.)
 type Value struct {
 	Kind  byte // 'o' object, 'a' array, 's' string, 'n' number, 'b' bool, 'z' null
 	Str   string

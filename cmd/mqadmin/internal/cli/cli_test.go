@@ -394,3 +394,19 @@ func TestVersionNames(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageExitCodes: mistakes caught before any request exit 2, like mqd's
+// and mqbench's; help and completion exit 0.
+func TestUsageExitCodes(t *testing.T) {
+	for _, args := range [][]string{{}, {"bogus"}, {"clusterList", "--bogus"}, {"clusterList", "extra"}, {"topicList", "-o", "xml"}} {
+		_, errs, code := mqadmin(t, "", args...)
+		if code != 2 || !strings.HasPrefix(errs, "mqadmin") || !strings.Contains(errs, "--help' for usage") {
+			t.Errorf("mqadmin %v: exit %d, stderr %q; want 2", args, code, errs)
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"help", "clusterList"}, {"completion", "bash"}} {
+		if out, errs, code := mqadmin(t, "", args...); code != 0 || out == "" {
+			t.Errorf("mqadmin %v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 	"github.com/mqd/mqd/cmd/mqadmin/internal/admin"
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
@@ -246,7 +247,7 @@ type rtOptions struct {
 
 func clusterRT(e *env, o *rtOptions) error {
 	if o.amount < 2 {
-		return usageErr{fmt.Errorf("-a %d: need at least 2 sends (the first is not timed)", o.amount)}
+		return cmdline.UsageError{Err: fmt.Errorf("-a %d: need at least 2 sends (the first is not timed)", o.amount)}
 	}
 	ci, err := e.admin().ClusterInfo()
 	if err != nil {

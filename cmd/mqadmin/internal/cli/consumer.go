@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 	"github.com/mqd/mqd/cmd/mqadmin/internal/admin"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
@@ -524,7 +525,7 @@ func parseResetTime(s string) (int64, error) {
 	}
 	t, err := time.ParseInLocation("2006-01-02#15:04:05:000", s, time.Local)
 	if err != nil {
-		return 0, usageErr{fmt.Errorf("-s %q: want now, milliseconds or yyyy-MM-dd#HH:mm:ss:SSS", s)}
+		return 0, cmdline.UsageError{Err: fmt.Errorf("-s %q: want now, milliseconds or yyyy-MM-dd#HH:mm:ss:SSS", s)}
 	}
 	return t.UnixMilli(), nil
 }

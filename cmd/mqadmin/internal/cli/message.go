@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 	"github.com/mqd/mqd/cmd/mqadmin/internal/admin"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
@@ -303,10 +304,10 @@ type sendOpts struct {
 
 func sendMessage(e *env, o *sendOpts) error {
 	if o.trace {
-		return usageErr{errors.New("-m true: message trace is not supported by mqd's mqadmin")}
+		return cmdline.UsageError{Err: errors.New("-m true: message trace is not supported by mqd's mqadmin")}
 	}
 	if o.queueSet && o.broker == "" {
-		return usageErr{errors.New("Broker name must be set if the queue is chosen!")}
+		return cmdline.UsageError{Err: errors.New("Broker name must be set if the queue is chosen!")}
 	}
 	a := e.admin()
 	topic := strings.TrimSpace(o.topic)
@@ -388,7 +389,7 @@ func parseMillis(s string) (int64, error) {
 	}
 	t, err := time.ParseInLocation("2006-01-02#15:04:05:000", s, time.Local)
 	if err != nil {
-		return 0, usageErr{fmt.Errorf("timestamp %q: want milliseconds or yyyy-MM-dd#HH:mm:ss:SSS", s)}
+		return 0, cmdline.UsageError{Err: fmt.Errorf("timestamp %q: want milliseconds or yyyy-MM-dd#HH:mm:ss:SSS", s)}
 	}
 	return t.UnixMilli(), nil
 }
@@ -410,13 +411,13 @@ func javaMQ(topic, broker string, q int32) string {
 
 func consumeMessage(e *env, o *consumeOpts) error {
 	if o.count <= 0 {
-		return usageErr{errors.New("Please input a positive messageNumber!")}
+		return cmdline.UsageError{Err: errors.New("Please input a positive messageNumber!")}
 	}
 	if o.queueSet && o.broker == "" {
-		return usageErr{errors.New("Please set the brokerName before queueId!")}
+		return cmdline.UsageError{Err: errors.New("Please set the brokerName before queueId!")}
 	}
 	if o.offsetSet && !o.queueSet {
-		return usageErr{errors.New("Please set queueId before offset!")}
+		return cmdline.UsageError{Err: errors.New("Please set queueId before offset!")}
 	}
 	now := time.Now().UnixMilli()
 	begin, err := parseMillis(strings.TrimSpace(o.begin))
@@ -428,13 +429,13 @@ func consumeMessage(e *env, o *consumeOpts) error {
 		return err
 	}
 	if begin > now {
-		return usageErr{errors.New("Please set the beginTimestamp before now!")}
+		return cmdline.UsageError{Err: errors.New("Please set the beginTimestamp before now!")}
 	}
 	if end > now {
-		return usageErr{errors.New("Please set the endTimestamp before now!")}
+		return cmdline.UsageError{Err: errors.New("Please set the endTimestamp before now!")}
 	}
 	if end > 0 && begin > end {
-		return usageErr{errors.New("Please make sure that the beginTimestamp is less than or equal to the endTimestamp")}
+		return cmdline.UsageError{Err: errors.New("Please make sure that the beginTimestamp is less than or equal to the endTimestamp")}
 	}
 	a := e.admin()
 	topic := strings.TrimSpace(o.topic)

@@ -7,7 +7,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 	"github.com/mqd/mqd/cmd/mqadmin/internal/admin"
 )
 
@@ -65,9 +65,6 @@ func (e *env) printJSON(v any) error {
 
 func (e *env) printf(format string, args ...any) { fmt.Fprintf(e.out, format, args...) }
 
-// usageErr marks a command-line mistake.
-type usageErr struct{ error }
-
 // Main runs mqadmin with args (without the program name) and returns the exit
 // status: 0, 1 for a failed command, 2 for a usage mistake.
 func Main(args []string, sys IO) int {
@@ -78,37 +75,11 @@ func Main(args []string, sys IO) int {
 		sys.Now = time.Now
 	}
 	e := &env{out: sys.Stdout, errOut: sys.Stderr, getenv: sys.Getenv, now: sys.Now}
-	root := newRoot(e)
-	root.SetArgs(args)
-	root.SetOut(sys.Stdout)
-	root.SetErr(sys.Stderr)
-	cmd, err := root.ExecuteC()
+	code := cmdline.Execute(newRoot(e), args, sys.Stdout, sys.Stderr)
 	if e.adm != nil {
 		e.adm.Close()
 	}
-	if err == nil {
-		return 0
-	}
-	name := "mqadmin"
-	if cmd != nil && cmd != root {
-		name += " " + cmd.Name()
-	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintf(sys.Stderr, "%s: %s\n", name, msg)
-	var ue usageErr
-	if errors.As(err, &ue) || isFlagError(err) {
-		fmt.Fprintf(sys.Stderr, "Run '%s -h' for usage.\n", name)
-		return 2
-	}
-	return 1
-}
-
-func isFlagError(err error) bool {
-	s := err.Error()
-	return strings.HasPrefix(s, "unknown flag") || strings.HasPrefix(s, "unknown shorthand flag") ||
-		strings.HasPrefix(s, "unknown command") || strings.Contains(s, "required flag") ||
-		strings.HasPrefix(s, "invalid argument") || strings.HasPrefix(s, "flag needs an argument") ||
-		strings.Contains(s, "accepts ") || strings.Contains(s, "flags in the group")
+	return code
 }
 
 func newRoot(e *env) *cobra.Command {
@@ -118,12 +89,10 @@ func newRoot(e *env) *cobra.Command {
 		Long: `mqadmin runs RocketMQ's admin commands against name servers and brokers over
 the remoting protocol, with the Java tool's command names, flags and table columns.
 The name server comes from -n or the NAMESRV_ADDR environment variable.`,
-		SilenceErrors: true,
-		SilenceUsage:  true,
 	}
+	cmdline.RequireSubcommand(root)
 	root.PersistentFlags().StringVarP(&e.namesrv, "namesrvAddr", "n", "", "name server address list, eg: 192.168.0.1:9876;192.168.0.2:9876 (default $NAMESRV_ADDR)")
 	root.PersistentFlags().DurationVar(&e.timeout, "timeout", admin.DefaultTimeout, "timeout of one request")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr{err} })
 	for _, c := range commands(e) {
 		root.AddCommand(c)
 	}
@@ -134,10 +103,10 @@ The name server comes from -n or the NAMESRV_ADDR environment variable.`,
 func runner(e *env, fn func(e *env, cmd *cobra.Command) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > 0 {
-			return usageErr{fmt.Errorf("unexpected argument %q", args[0])}
+			return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", args[0])}
 		}
 		if e.output != "" && e.output != "json" && e.output != "text" {
-			return usageErr{fmt.Errorf("--output %q: want json or text", e.output)}
+			return cmdline.UsageError{Err: fmt.Errorf("--output %q: want json or text", e.output)}
 		}
 		return fn(e, cmd)
 	}

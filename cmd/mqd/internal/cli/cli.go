@@ -6,8 +6,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 	"github.com/mqd/mqd/configs"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
@@ -52,62 +54,46 @@ type IO struct {
 	Started time.Time
 }
 
+// options are the flags that build a configuration: the daemon's, and those
+// of the subcommands that work out a daemon's admin address from the same
+// flags.
 type options struct {
 	profile     string
 	file        string
-	sets        stringList
+	sets        []string
 	logLevel    string
 	logFormat   string
 	namesrvAddr string
-	// config print only
+	// role is the mode whose configuration config print shows, or whose
+	// admin address the admin-calling subcommands derive.
 	role   string
-	format string
+	format string // config print only
 }
 
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, " ") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-// usageError is a command-line mistake: reported with a hint to run help.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-const usage = `mqd is a RocketMQ-compatible message broker.
-
-Usage:
-  mqd [flags]                      name server + broker in one process (embedded default)
-  mqd namesrv [flags]              name server only (like mqnamesrv)
-  mqd broker [-n ADDR] [flags]     broker only (like mqbroker)
-  mqd config print [flags]         print the merged configuration and each value's source
-  mqd config print --live          the running daemon's configuration (admin endpoint)
-  mqd health [--addr A] [--token T] readiness of the running daemon (exit 1 if not ready)
-  mqd plugins [--addr A]           the running daemon's modules
-  mqd swap ha sync|async [--admin HOST:PORT]
-                                   switch a running master's replication mode
-                                   (admin endpoint, default 127.0.0.1:10913)
-  mqd reload [--admin HOST:PORT]   re-read the running daemon's configuration (like SIGHUP)
-  mqd version                      print the version
-  mqd help                         print this help
-
-Flags:
-  --profile NAME      shipped profile layered over "default" (%s)
-  -c FILE             config file: YAML (.yaml, .yml) or RocketMQ .properties / .conf
-  --set KEY=VALUE     set a key (dotted path or RocketMQ name); repeatable
-  --log-level LEVEL   trace, debug, info, warn, error
-  --log-format FMT    auto, console or json
-  -n ADDR             name server addresses host:port;host:port (broker and embedded)
-  --role ROLE         config print: embedded, broker or namesrv (default embedded)
-  --format FMT        config print: table or properties (default table)
+const rootLong = `mqd is a RocketMQ-compatible message broker: the name server, the broker, or
+both in one process (the default).
 
 Configuration layers, later wins: key defaults < profile "default" < --profile <
 -c FILE < MQD_* environment (MQD_BROKER_LISTENPORT or MQD_LISTENPORT) < --set and
 other flags. In embedded mode RocketMQ names are the broker's, and
 broker.namesrvAddr defaults to this process's name server.
-`
 
-// Main runs mqd with args (without the program name) and returns the exit code.
+health, plugins, config print --live, reload and swap call a running daemon's
+admin endpoint: --admin HOST:PORT, or by default the address the daemon
+started with the same flags listens on (the broker port + 2, 10913).
+Exit codes: 0 ok, 1 failure, 2 usage mistake.`
+
+const rootExample = `  mqd                                    name server + broker in one process
+  mqd --profile dev                      a shipped profile (see --profile)
+  mqd namesrv -c namesrv.properties      name server only (like mqnamesrv)
+  mqd broker -c broker.properties -n 127.0.0.1:9876
+                                         broker only (like mqbroker)
+  mqd config print --role broker --format properties
+  mqd health                             readiness of the running daemon
+  mqd swap ha sync                       switch a running master to SYNC replication`
+
+// Main runs mqd with args (without the program name) and returns the exit
+// code: 0, 1 for a failure, 2 for a usage mistake.
 func Main(args []string, sys IO) int {
 	if sys.Stdout == nil {
 		sys.Stdout = os.Stdout
@@ -118,107 +104,146 @@ func Main(args []string, sys IO) int {
 	if sys.Started.IsZero() {
 		sys.Started = time.Now()
 	}
-	if err := dispatch(args, sys); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(sys.Stdout, usage, strings.Join(configs.Profiles(), ", "))
-			return 0
-		}
-		// One line, no stack: multi-line errors are folded.
-		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
-		fmt.Fprintf(sys.Stderr, "mqd: %s\n", msg)
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(sys.Stderr, "Run 'mqd help' for usage.")
-		}
-		return 1
-	}
-	return 0
+	return cmdline.Execute(newRoot(sys), args, sys.Stdout, sys.Stderr)
 }
 
-func newFlagSet(name string, o *options, withN bool) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by Main, in one line
-	fs.StringVar(&o.profile, "profile", o.profile, "")
-	fs.StringVar(&o.file, "c", o.file, "")
-	fs.Var(&o.sets, "set", "")
-	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "")
-	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "")
-	if withN {
-		fs.StringVar(&o.namesrvAddr, "n", o.namesrvAddr, "")
-	}
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err.Error()}
-	}
-	return fs.Args(), nil
-}
-
-func dispatch(args []string, sys IO) error {
+func newRoot(sys IO) *cobra.Command {
 	var o options
-	rest, err := parseFlags(newFlagSet("mqd", &o, true), args)
-	if err != nil {
-		return err
+	root := &cobra.Command{
+		Use:     "mqd",
+		Short:   "RocketMQ-compatible message broker",
+		Long:    rootLong,
+		Example: rootExample,
+		RunE: func(*cobra.Command, []string) error {
+			return runDaemon(modeEmbedded, &o, sys)
+		},
 	}
-	if len(rest) == 0 {
-		return runDaemon(modeEmbedded, &o, sys)
+	addConfigFlags(root.Flags(), &o)
+	addNamesrvFlag(root.Flags(), &o)
+	root.AddCommand(
+		daemonCommand(modeNamesrv, "name server only (like mqnamesrv)", sys),
+		daemonCommand(modeBroker, "broker only (like mqbroker)", sys),
+		configCommand(sys),
+		healthCommand(sys),
+		pluginsCommand(sys),
+		reloadCommand(sys),
+		swapCommand(sys),
+		versionCommand(sys),
+	)
+	completeFlagValues(root)
+	return root
+}
+
+// completeFlagValues lets shell completion offer the values of the flags
+// that take one of a few words, on every command that has them.
+func completeFlagValues(c *cobra.Command) {
+	values := map[string][]string{
+		"profile":    configs.Profiles(),
+		"role":       {modeEmbedded, modeBroker, modeNamesrv},
+		"format":     {config.FormatTable, config.FormatProperties},
+		"log-level":  {"trace", "debug", "info", "warn", "error"},
+		"log-format": {"auto", "console", "json"},
 	}
-	cmd, rest := rest[0], rest[1:]
-	switch cmd {
-	case "namesrv", "broker":
-		if cmd == modeNamesrv && o.namesrvAddr != "" {
-			return usageError{"flag -n applies to the broker, not to the name server"}
+	for name, words := range values {
+		if c.Flags().Lookup(name) != nil {
+			cmdline.CompleteValues(c, name, words...)
 		}
-		rest, err := parseFlags(newFlagSet("mqd "+cmd, &o, cmd == modeBroker), rest)
-		if err != nil {
-			return err
-		}
-		if len(rest) > 0 {
-			return usageError{fmt.Sprintf("mqd %s: unexpected argument %q", cmd, rest[0])}
-		}
-		return runDaemon(cmd, &o, sys)
-	case "health", "plugins":
-		return runOps(cmd, rest, sys)
-	case "config":
-		if len(rest) == 0 || rest[0] != "print" {
-			return usageError{"usage: mqd config print [flags]"}
-		}
-		for i, a := range rest[1:] {
-			if a == "--live" || a == "-live" {
-				// The running daemon's configuration, from its admin endpoint.
-				return runOps("config", append(append([]string(nil), rest[1:i+1]...), rest[i+2:]...), sys)
-			}
-		}
-		fs := newFlagSet("mqd config print", &o, true)
-		fs.StringVar(&o.role, "role", modeEmbedded, "")
-		fs.StringVar(&o.format, "format", config.FormatTable, "")
-		rest, err := parseFlags(fs, rest[1:])
-		if err != nil {
-			return err
-		}
-		if len(rest) > 0 {
-			return usageError{fmt.Sprintf("mqd config print: unexpected argument %q", rest[0])}
-		}
-		return printConfig(&o, sys)
-	case "swap":
-		return runSwap(rest, sys)
-	case "reload":
-		return runReload(rest, sys)
-	case "version":
-		if len(rest) > 0 {
-			return usageError{fmt.Sprintf("mqd version: unexpected argument %q", rest[0])}
-		}
-		fmt.Fprintln(sys.Stdout, versionLine(sys.Version))
+	}
+	for _, sub := range c.Commands() {
+		completeFlagValues(sub)
+	}
+}
+
+// addConfigFlags adds the flags that build the configuration.
+func addConfigFlags(fs *pflag.FlagSet, o *options) {
+	fs.StringVar(&o.profile, "profile", "", fmt.Sprintf("shipped profile layered over \"default\" (%s)", strings.Join(configs.Profiles(), ", ")))
+	fs.StringVarP(&o.file, "config", "c", "", "config `FILE`: YAML (.yaml, .yml) or RocketMQ .properties / .conf")
+	// StringArray, not StringSlice: a value may hold commas.
+	fs.StringArrayVar(&o.sets, "set", nil, "set a key (dotted path or RocketMQ name) as `KEY=VALUE`; repeatable")
+	fs.StringVar(&o.logLevel, "log-level", "", "trace, debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "", "auto, console or json")
+}
+
+// addNamesrvFlag adds -n, the name servers a broker registers with (RocketMQ's
+// mqbroker -n).
+func addNamesrvFlag(fs *pflag.FlagSet, o *options) {
+	fs.StringVarP(&o.namesrvAddr, "namesrvAddr", "n", "", "name server addresses, host:port;host:port")
+}
+
+// addRoleFlag adds --role.
+func addRoleFlag(fs *pflag.FlagSet, o *options, usage string) {
+	fs.StringVar(&o.role, "role", modeEmbedded, usage+": embedded, broker or namesrv")
+}
+
+func checkRole(role string) error {
+	switch role {
+	case modeEmbedded, modeBroker, modeNamesrv:
 		return nil
-	case "help":
-		return flag.ErrHelp
-	default:
-		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	return cmdline.Usagef("--role %q: want embedded, broker or namesrv", role)
+}
+
+// daemonCommand is mqd namesrv or mqd broker.
+func daemonCommand(mode, short string, sys IO) *cobra.Command {
+	var o options
+	c := &cobra.Command{
+		Use:   mode,
+		Short: short,
+		Args:  cmdline.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return runDaemon(mode, &o, sys)
+		},
+	}
+	addConfigFlags(c.Flags(), &o)
+	if mode == modeBroker {
+		addNamesrvFlag(c.Flags(), &o)
+	}
+	return c
+}
+
+func configCommand(sys IO) *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "the configuration"}
+	cmdline.RequireSubcommand(c)
+	var o options
+	var a adminOptions
+	var live bool
+	printCmd := &cobra.Command{
+		Use:   "print",
+		Short: "print the merged configuration and each value's source (--live: the running daemon's)",
+		Args:  cmdline.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkRole(o.role); err != nil {
+				return err
+			}
+			if live {
+				if c.Flags().Changed("format") {
+					return cmdline.Usagef("--format does not apply to --live (the daemon answers JSON)")
+				}
+				return adminShow(&a, &o, "/config", sys)
+			}
+			return printConfig(&o, sys)
+		},
+	}
+	fs := printCmd.Flags()
+	addConfigFlags(fs, &o)
+	addNamesrvFlag(fs, &o)
+	addRoleFlag(fs, &o, "whose configuration")
+	fs.StringVar(&o.format, "format", config.FormatTable, "table or properties")
+	fs.BoolVar(&live, "live", false, "the running daemon's configuration, from its admin endpoint")
+	addAdminFlags(fs, &a)
+	c.AddCommand(printCmd)
+	return c
+}
+
+func versionCommand(sys IO) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Args:  cmdline.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(sys.Stdout, versionLine(sys.Version))
+			return nil
+		},
 	}
 }
 
@@ -321,11 +346,6 @@ func freePort() (int, error) {
 
 func printConfig(o *options, sys IO) error {
 	mode := o.role
-	switch mode {
-	case modeEmbedded, modeBroker, modeNamesrv:
-	default:
-		return usageError{fmt.Sprintf("--role %q: want embedded, broker or namesrv", o.role)}
-	}
 	cfg, err := loadConfig(mode, o, sys)
 	if err != nil {
 		return err

@@ -12,6 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mqd/mqd/cmd/internal/cmdline"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/admin"
 	"github.com/mqd/mqd/kernel/config"
@@ -84,92 +88,140 @@ func adminFallback(cfg *config.Config, warn func(string)) error {
 	return ln.Close()
 }
 
-// opsOptions are the flags of the admin-calling subcommands.
-type opsOptions struct {
+// adminOptions are the flags of the subcommands that call the admin endpoint.
+type adminOptions struct {
 	addr  string
 	token string
-	mode  string
 }
 
-// runOps runs mqd health | plugins | ready | config print --live.
-func runOps(cmd string, args []string, sys IO) error {
-	var o opsOptions
-	var so options
-	fs := newFlagSet("mqd "+cmd, &so, false)
-	fs.StringVar(&o.addr, "addr", "", "")
-	fs.StringVar(&o.token, "token", "", "")
-	fs.StringVar(&o.mode, "role", modeEmbedded, "")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		return usageError{fmt.Sprintf("mqd %s: unexpected argument %q", cmd, rest[0])}
-	}
-	if o.token == "" {
-		o.token = getenv(sys, "MQD_ADMIN_TOKEN")
-	}
-	if o.addr == "" {
-		// The address the daemon with the same flags would use.
-		cfg, err := loadConfig(o.mode, &so, sys)
-		if err != nil {
-			return err
-		}
-		if err := resolveAdminListen(o.mode, cfg); err != nil {
-			return err
-		}
-		o.addr = cfg.String("admin.listen")
-		if o.token == "" {
-			o.token = cfg.String("admin.token")
-		}
-		if o.addr == "" {
-			return fmt.Errorf("the admin endpoint is disabled (admin.listen is empty); use --addr")
-		}
-	}
-	path := map[string]string{"health": "/readyz", "plugins": "/plugins", "config": "/config"}[cmd]
-	code, data, err := adminGet(o.addr, path, o.token)
-	if err != nil {
-		return err
-	}
-	switch cmd {
-	case "health":
-		var st struct {
-			Ready   bool `json:"ready"`
-			Modules []struct {
-				ID      string `json:"id"`
-				Started bool   `json:"started"`
-			} `json:"modules"`
-			Failing map[string]string `json:"failing"`
-		}
-		if err := json.Unmarshal(data, &st); err != nil {
-			return fmt.Errorf("admin endpoint %s: %s %d: %s", o.addr, path, code, strings.TrimSpace(string(data)))
-		}
-		state := "ready"
-		if !st.Ready {
-			state = "not ready"
-		}
-		fmt.Fprintf(sys.Stdout, "%s: %s\n", o.addr, state)
-		for _, m := range st.Modules {
-			s := "started"
-			if !m.Started {
-				s = "starting"
+// addAdminFlags adds --admin and --token. --addr, the name health and plugins
+// used, stays as a hidden alias so that existing scripts keep working.
+func addAdminFlags(fs *pflag.FlagSet, a *adminOptions) {
+	fs.StringVar(&a.addr, "admin", "", "admin endpoint `HOST:PORT` (default: where the daemon started with the same flags listens)")
+	cmdline.DeprecatedAlias(fs, "admin", "addr")
+	fs.StringVar(&a.token, "token", "", "admin token (default $MQD_ADMIN_TOKEN, then admin.token of the configuration)")
+}
+
+// adminCommand is a subcommand that calls the admin endpoint of the daemon
+// that the configuration flags describe (or of --admin); call gets the
+// positional arguments too.
+func adminCommand(use, short string, call func(args []string, addr, token string) error, sys IO) *cobra.Command {
+	var o options
+	var a adminOptions
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cmdline.NoArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := checkRole(o.role); err != nil {
+				return err
 			}
-			fmt.Fprintf(sys.Stdout, "  %-22s %s\n", m.ID, s)
-		}
-		for name, why := range st.Failing {
-			fmt.Fprintf(sys.Stdout, "  check %-16s FAILING: %s\n", name, why)
-		}
-		if !st.Ready {
-			return fmt.Errorf("%s is not ready", o.addr)
-		}
-		return nil
-	default:
-		if code != http.StatusOK {
-			return fmt.Errorf("admin endpoint %s: %s answered %d: %s", o.addr, path, code, strings.TrimSpace(string(data)))
-		}
-		_, err := sys.Stdout.Write(data)
+			addr, token, err := adminTarget(&a, &o, sys)
+			if err != nil {
+				return err
+			}
+			return call(args, addr, token)
+		},
+	}
+	addConfigFlags(c.Flags(), &o)
+	addRoleFlag(c.Flags(), &o, "which daemon, for its admin address")
+	addAdminFlags(c.Flags(), &a)
+	return c
+}
+
+// adminTarget returns the admin address and token to use: the flags', else
+// those of the daemon that the same configuration flags would start.
+func adminTarget(a *adminOptions, o *options, sys IO) (addr, token string, err error) {
+	addr, token = a.addr, a.token
+	if token == "" {
+		token = getenv(sys, "MQD_ADMIN_TOKEN")
+	}
+	if addr != "" {
+		return addr, token, nil
+	}
+	cfg, err := loadConfig(o.role, o, sys)
+	if err != nil {
+		return "", "", err
+	}
+	addr = cfg.String("admin.listen")
+	if token == "" {
+		token = cfg.String("admin.token")
+	}
+	if addr == "" {
+		return "", "", fmt.Errorf("the admin endpoint is disabled (admin.listen is empty); use --admin")
+	}
+	return addr, token, nil
+}
+
+func healthCommand(sys IO) *cobra.Command {
+	return adminCommand("health", "readiness of the running daemon (exit 1 if not ready)",
+		func(_ []string, addr, token string) error { return health(addr, token, sys) }, sys)
+}
+
+func pluginsCommand(sys IO) *cobra.Command {
+	return adminCommand("plugins", "the running daemon's modules",
+		func(_ []string, addr, token string) error { return adminPrint(addr, "/plugins", token, sys) }, sys)
+}
+
+// adminShow prints what the admin endpoint answers on path (config print --live).
+func adminShow(a *adminOptions, o *options, path string, sys IO) error {
+	addr, token, err := adminTarget(a, o, sys)
+	if err != nil {
 		return err
 	}
+	return adminPrint(addr, path, token, sys)
+}
+
+// adminPrint copies the admin endpoint's answer on path to stdout.
+func adminPrint(addr, path, token string, sys IO) error {
+	code, data, err := adminGet(addr, path, token)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("admin endpoint %s: %s answered %d: %s", addr, path, code, strings.TrimSpace(string(data)))
+	}
+	_, err = sys.Stdout.Write(data)
+	return err
+}
+
+// health prints /readyz as a table and fails when the daemon is not ready.
+func health(addr, token string, sys IO) error {
+	const path = "/readyz"
+	code, data, err := adminGet(addr, path, token)
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Ready   bool `json:"ready"`
+		Modules []struct {
+			ID      string `json:"id"`
+			Started bool   `json:"started"`
+		} `json:"modules"`
+		Failing map[string]string `json:"failing"`
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("admin endpoint %s: %s %d: %s", addr, path, code, strings.TrimSpace(string(data)))
+	}
+	state := "ready"
+	if !st.Ready {
+		state = "not ready"
+	}
+	fmt.Fprintf(sys.Stdout, "%s: %s\n", addr, state)
+	for _, m := range st.Modules {
+		s := "started"
+		if !m.Started {
+			s = "starting"
+		}
+		fmt.Fprintf(sys.Stdout, "  %-22s %s\n", m.ID, s)
+	}
+	for name, why := range st.Failing {
+		fmt.Fprintf(sys.Stdout, "  check %-16s FAILING: %s\n", name, why)
+	}
+	if !st.Ready {
+		return fmt.Errorf("%s is not ready", addr)
+	}
+	return nil
 }
 
 func getenv(sys IO, key string) string {

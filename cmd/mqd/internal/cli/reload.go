@@ -2,14 +2,13 @@ package cli
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/mqd/mqd/kernel"
 )
@@ -34,29 +33,20 @@ func registerReloadEndpoint(k *kernel.Kernel, mode string, o *options, sys IO, l
 		})})
 }
 
-const reloadUsage = "usage: mqd reload [--admin HOST:PORT] [--token TOKEN]"
-
-// runReload asks a running daemon to reload its configuration through the
-// admin endpoint and prints the answer; a refused reload exits 1.
-func runReload(args []string, sys IO) error {
-	fs := flag.NewFlagSet("mqd reload", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	adminAddr := fs.String("admin", "127.0.0.1:10913", "")
-	token := fs.String("token", "", "")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return usageError{reloadUsage}
-	}
-	if len(rest) > 0 {
-		return usageError{reloadUsage}
-	}
-	code, body, err := adminCall(http.MethodPost, *adminAddr, "/reload", *token, 2*time.Minute)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	fmt.Fprintln(sys.Stdout, strings.TrimSpace(string(body)))
-	if code != http.StatusOK {
-		return fmt.Errorf("reload refused (HTTP %d); the running configuration stays", code)
-	}
-	return nil
+// reloadCommand is mqd reload: it asks a running daemon to reload its
+// configuration through the admin endpoint and prints the answer; a refused
+// reload exits 1.
+func reloadCommand(sys IO) *cobra.Command {
+	return adminCommand("reload", "re-read the running daemon's configuration (like SIGHUP)",
+		func(_ []string, addr, token string) error {
+			code, body, err := adminCall(http.MethodPost, addr, "/reload", token, 2*time.Minute)
+			if err != nil {
+				return fmt.Errorf("reload: %w", err)
+			}
+			fmt.Fprintln(sys.Stdout, strings.TrimSpace(string(body)))
+			if code != http.StatusOK {
+				return fmt.Errorf("reload refused (HTTP %d); the running configuration stays", code)
+			}
+			return nil
+		}, sys)
 }
