@@ -12,8 +12,10 @@ package ha
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/mqd/mqd/ha/transport"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/storage"
@@ -36,6 +38,25 @@ func ModuleForRole(role string) (kernel.ModuleID, error) {
 	return "", fmt.Errorf("broker role %q has no replication mode (want %s or %s)", role, storage.RoleAsyncMaster, storage.RoleSyncMaster)
 }
 
+// ModuleForMode maps a replication mode name (ha.mode, mqd swap ha NAME) to
+// its module: "sync" and "async", or an installed plugin's name ("quorum"
+// is ha.quorum); a module ID ("ha.quorum") is taken as it is. The module
+// must be registered (installed plugins are registered at start).
+func ModuleForMode(mode string) (kernel.ModuleID, error) {
+	mode = strings.ToLower(strings.TrimSpace(mode))
+	if mode == "" {
+		return "", fmt.Errorf("no replication mode named")
+	}
+	id := kernel.ModuleID(mode)
+	if !strings.HasPrefix(mode, "ha.") {
+		id = kernel.ModuleID("ha." + mode)
+	}
+	if _, err := kernel.GetModule(id); err != nil {
+		return "", fmt.Errorf("replication mode %q: %w", mode, err)
+	}
+	return id, nil
+}
+
 // Source is the master's view of its slaves, provided by the transport: the
 // highest commit-log offset any slave has confirmed (RocketMQ's
 // push2SlaveMaxOffset), how many slaves are connected, and a broadcast of
@@ -49,6 +70,12 @@ type Source interface {
 	AckChanged() <-chan struct{}
 	// Notify tells the transport that new bytes wait to be pushed.
 	Notify()
+	// ConfirmChanged returns a channel closed at the next confirmation of
+	// any slave; MembersChanged one closed when a slave comes or goes.
+	ConfirmChanged() <-chan struct{}
+	MembersChanged() <-chan struct{}
+	// Confirmed appends each connected slave's last confirmation to dst.
+	Confirmed(dst []transport.SlaveAck) []transport.SlaveAck
 }
 
 // Replicator is a replication mode. Implementations are kernel modules
@@ -144,6 +171,7 @@ func init() {
 	config.Register(
 		k("haListenPort", 0, "replication port of a master (0: listenPort+1; any free port when listenPort is 0); unlike RocketMQ 4.x, a set value is honoured"),
 		k("haMasterAddress", "", "slave: the master's replication address host:port (empty: learned from the name servers)"),
+		config.Key{Path: "ha.mode", Default: "", Live: true, Doc: "master: replication mode, sync, async or an installed ha plugin's name (empty: from brokerRole); swappable at runtime"},
 		k("haSendHeartbeatInterval", d.HeartbeatInterval, "slave offset report and master heartbeat interval, ms"),
 		k("haHousekeepingInterval", d.HousekeepingInterval, "close a replication connection silent this long, ms"),
 		k("haTransferBatchSize", d.TransferBatchSize, "largest commit-log chunk a master sends in one frame, bytes"),

@@ -25,6 +25,7 @@ import (
 
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/kernel/pluginhost"
 )
 
 // ModuleID is the admin endpoint's module.
@@ -178,6 +179,9 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/plugins":
 		kernel.WriteJSON(w, http.StatusOK, m.k.Status())
 		return
+	case "/plugins/external":
+		kernel.WriteJSON(w, http.StatusOK, pluginhost.Loaded())
+		return
 	case "/":
 		m.index(w)
 		return
@@ -257,6 +261,7 @@ func (m *Module) index(w http.ResponseWriter) {
 		{"/readyz", []string{"GET"}, "every module started and every health check passes"},
 		{"/config", []string{"GET"}, "merged configuration with each value's source"},
 		{"/plugins", []string{"GET"}, "loaded modules and whether they started"},
+		{"/plugins/external", []string{"GET"}, "out-of-process plugins this daemon runs: state, pid, crashes, restarts, last error"},
 		{"/debug/pprof/", []string{"GET"}, "Go runtime profiles (go tool pprof http://<admin>/debug/pprof/profile)"},
 	}
 	for _, h := range m.reg.Endpoints() {

@@ -44,6 +44,11 @@ type LoadOptions struct {
 	// Flags are other command-line flags bound to one key (mqbroker's -n,
 	// --log-level), applied after Sets.
 	Flags []Flag
+	// Later, when set, says which unknown keys to pass over silently: keys
+	// registered only once this load tells where to find them (the keys of
+	// installed plugins, plugin.<name>.*, whose directory is itself a key).
+	// The caller registers them and loads again without it.
+	Later func(name string) bool
 }
 
 // Flag is a command-line flag that sets one key.
@@ -61,6 +66,7 @@ type Flag struct {
 // files and nothing else: it creates nothing.
 func Load(opts LoadOptions) (*Config, error) {
 	l := &loader{
+		later:   opts.Later,
 		role:    opts.Role,
 		values:  map[string]any{},
 		sources: map[string]string{},
@@ -141,6 +147,7 @@ func Load(opts LoadOptions) (*Config, error) {
 }
 
 type loader struct {
+	later   func(string) bool
 	role    string
 	values  map[string]any
 	sources map[string]string
@@ -159,6 +166,9 @@ func (l *loader) resolve(name, where string) (k Key, ok bool, err error) {
 	}
 	if IsUnimplemented(l.role, name) {
 		l.unimpl[name] = true
+		return Key{}, false, nil
+	}
+	if l.later != nil && l.later(name) {
 		return Key{}, false, nil
 	}
 	msg := fmt.Sprintf("%s: unknown key %q", where, name)
@@ -309,6 +319,9 @@ func (l *loader) loadEnv(env []string) error {
 	for _, v := range vars {
 		tail := strings.ToLower(v.name[len(EnvPrefix):])
 		name, ok := byEnv[tail]
+		if !ok && l.later != nil && l.later(strings.ReplaceAll(tail, "_", ".")) {
+			continue
+		}
 		if !ok {
 			msg := fmt.Sprintf("env %s: unknown key %q (want %s + a key path with '_' for '.'", v.name, v.name[len(EnvPrefix):], EnvPrefix)
 			if l.role != "" {

@@ -4,6 +4,7 @@ package all
 
 import (
 	_ "github.com/mqd/mqd/ha"                // ha.async, ha.sync
+	_ "github.com/mqd/mqd/ha/external"       // ha.<name> of every installed replication plugin
 	_ "github.com/mqd/mqd/kernel/admin"      // admin.http
 	_ "github.com/mqd/mqd/plugins/broker"    // app.broker
 	_ "github.com/mqd/mqd/plugins/namesrv"   // app.namesrv

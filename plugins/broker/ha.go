@@ -115,7 +115,7 @@ func (b *Broker) provisionHA(ctx kernel.Context) error {
 			b.log.Info().Msg("store engine cannot replicate: no HA port")
 			return nil
 		}
-		id, err := ha.ModuleForRole(role)
+		id, err := ha.ModuleForMode(h.modeFor(ctx.Config))
 		if err != nil {
 			return err
 		}
@@ -123,10 +123,28 @@ func (b *Broker) provisionHA(ctx kernel.Context) error {
 		if err != nil {
 			return err
 		}
-		h.replicator = m.(ha.Replicator)
+		r, ok := m.(ha.Replicator)
+		if !ok {
+			return fmt.Errorf("ha.mode: %s is not a replication mode", id)
+		}
+		h.replicator = r
+		mode := r.Role()
+		h.role.Store(&mode)
 		return nil
 	}
 	return fmt.Errorf("store.brokerRole %q is not ASYNC_MASTER, SYNC_MASTER or SLAVE", role)
+}
+
+// modeFor is the replication mode a master runs with config c: ha.mode when
+// set (a built-in or an installed plugin), else the built-in of brokerRole.
+func (h *haService) modeFor(c *config.Config) string {
+	if m := strings.TrimSpace(c.String("ha.mode")); m != "" {
+		return m
+	}
+	if strings.EqualFold(strings.TrimSpace(c.String("store.brokerRole")), storage.RoleSyncMaster) {
+		return "sync"
+	}
+	return "async"
 }
 
 // Role is the broker's current role.
@@ -295,12 +313,9 @@ func (b *Broker) suggestBrokerID(res *storage.GetResult) string {
 var errRoleNotLive = errors.New("brokerRole can change live only between ASYNC_MASTER and SYNC_MASTER; " +
 	"a master becomes a slave (or the other way) with a restart and a matching brokerId")
 
-// SwapRole switches a running master between ASYNC_MASTER and SYNC_MASTER: the
-// new mode is built and started beside the current one, waits (at most
-// ha.swapCatchUpTimeout) until a slave has confirmed everything stored when the
-// swap began, and then takes over; the old mode finishes the sends waiting on
-// it. On any failure the current mode stays and the error says why. On success
-// the broker re-registers with the name servers.
+// SwapRole switches a running master between ASYNC_MASTER and SYNC_MASTER
+// (SIGHUP, updateBrokerConfig -k brokerRole): the swap of SwapMode to the
+// role's built-in mode. Between master and slave it is refused.
 func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, error) {
 	h := b.ha
 	role = strings.ToUpper(strings.TrimSpace(role))
@@ -317,29 +332,61 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 		}
 		return kernel.SwapReport{}, fmt.Errorf("brokerRole %s -> %s: %w", cur, role, errRoleNotLive)
 	}
-	if h.slot == nil {
-		return kernel.SwapReport{}, fmt.Errorf("brokerRole %s -> %s: this broker has no replication (store engine)", cur, role)
-	}
-	h.swapMu.Lock()
-	defer h.swapMu.Unlock()
-	cur = h.Role()
-	if role == cur {
-		return kernel.SwapReport{Slot: "ha", From: h.slot.CurrentID(), To: h.slot.CurrentID()}, nil
-	}
 	id, err := ha.ModuleForRole(role)
 	if err != nil {
 		return kernel.SwapReport{}, err
 	}
-	// A sync mode can only catch up with a connected slave: say so at once
-	// instead of waiting out the catch-up bound.
-	if role == storage.RoleSyncMaster && h.master.SlaveCount() == 0 {
-		return kernel.SwapReport{}, fmt.Errorf("brokerRole %s -> %s: no slave is connected to catch up; %s stays", cur, role, cur)
+	return b.swapMode(ctx, id)
+}
+
+// SwapMode switches a running master to another replication mode: a
+// built-in one (sync, async) or an installed plugin's (quorum), by name or
+// module ID. The new mode is built and started beside the current one,
+// waits (at most ha.swapCatchUpTimeout) until it counts everything stored
+// when the swap began as replicated, and then takes over; the old mode
+// finishes the sends waiting on it. On any failure the current mode stays
+// and the error says why. On success the broker re-registers with the name
+// servers.
+func (b *Broker) SwapMode(ctx context.Context, mode string) (kernel.SwapReport, error) {
+	if b.ha == nil {
+		return kernel.SwapReport{}, errors.New("replication is not provisioned")
+	}
+	if b.ha.Role() == storage.RoleSlave {
+		return kernel.SwapReport{}, fmt.Errorf("a slave has no replication mode: %w", errRoleNotLive)
+	}
+	id, err := ha.ModuleForMode(mode)
+	if err != nil {
+		return kernel.SwapReport{}, err
+	}
+	return b.swapMode(ctx, id)
+}
+
+func (b *Broker) swapMode(ctx context.Context, id kernel.ModuleID) (kernel.SwapReport, error) {
+	h := b.ha
+	if h.slot == nil {
+		return kernel.SwapReport{}, fmt.Errorf("replication mode -> %s: this broker has no replication (store engine)", id)
+	}
+	h.swapMu.Lock()
+	defer h.swapMu.Unlock()
+	cur := h.slot.CurrentID()
+	if id == cur {
+		return kernel.SwapReport{Slot: "ha", From: cur, To: cur}, nil
 	}
 	m, err := kernel.Build(ctx, h.cfg, h.log.With().Str("module", string(id)).Logger(), id)
 	if err != nil {
 		return kernel.SwapReport{}, fmt.Errorf("build %s: %w", id, err)
 	}
-	next := m.(ha.Replicator)
+	next, ok := m.(ha.Replicator)
+	if !ok {
+		return kernel.SwapReport{}, fmt.Errorf("%s is not a replication mode", id)
+	}
+	role := next.Role()
+	// A mode that waits for slaves can only catch up with a connected
+	// slave: say so at once instead of waiting out the catch-up bound.
+	if role == storage.RoleSyncMaster && h.master.SlaveCount() == 0 {
+		_ = kernel.RetireModule(ctx, next)
+		return kernel.SwapReport{}, fmt.Errorf("replication mode %s -> %s: no slave is connected to catch up; %s stays", cur, id, cur)
+	}
 	next.Attach(h.master)
 	// Ready once a slave has confirmed what was stored when the swap began;
 	// then the backlog that the load kept adding meanwhile is chased a few
@@ -375,11 +422,11 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 		Drain:   h.syncTimeout + time.Second,
 	})
 	if !rep.Switched {
-		b.log.Warn().Err(err).Str("brokerRole", cur).Str("wanted", role).Msg("replication mode swap abandoned")
+		b.log.Warn().Err(err).Str("mode", string(cur)).Str("wanted", string(id)).Msg("replication mode swap abandoned")
 		return rep, err
 	}
 	h.role.Store(&role)
-	b.log.Info().Str("from", cur).Str("to", role).Dur("catchUp", rep.CatchUp).Dur("drain", rep.Drain).
+	b.log.Info().Str("from", string(cur)).Str("to", string(id)).Str("brokerRole", role).Dur("catchUp", rep.CatchUp).Dur("drain", rep.Drain).
 		Err(err).Msg("replication mode swapped")
 	b.wg.Add(1)
 	go func() {
@@ -402,6 +449,20 @@ func (b *Broker) updateRole(role string) error {
 	_, err := b.SwapRole(ctx, role)
 	if err != nil && strings.ToUpper(strings.TrimSpace(role)) == b.ha.Role() {
 		return nil // switched; the warning (a slow drain) is logged by SwapRole
+	}
+	return err
+}
+
+// updateMode applies ha.mode from UPDATE_BROKER_CONFIG, bounded as updateRole.
+func (b *Broker) updateMode(mode string) error {
+	if b.ha == nil {
+		return errors.New("replication is not provisioned")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.ha.opts.CatchUp()+b.ha.syncTimeout+10*time.Second)
+	defer cancel()
+	rep, err := b.SwapMode(ctx, mode)
+	if err != nil && rep.Switched {
+		return nil // switched; the warning (a slow drain) is logged by SwapMode
 	}
 	return err
 }
@@ -454,7 +515,7 @@ func (b *Broker) HAStatus() HAStatus {
 }
 
 // registerHAAdmin adds the operator endpoints: GET /ha (replication status)
-// and, on a master, POST /swap?slot=ha&to=sync|async (what `mqd swap ha sync`
+// and, on a master, POST /swap?slot=ha&to=<mode> (what `mqd swap ha sync`
 // calls), answering the swap report or the reason the swap was abandoned.
 func (b *Broker) registerHAAdmin(reg *kernel.AdminRegistry) {
 	if reg == nil || b.ha == nil {
@@ -465,23 +526,24 @@ func (b *Broker) registerHAAdmin(reg *kernel.AdminRegistry) {
 	if b.ha.slot == nil {
 		return
 	}
-	reg.Handle(kernel.AdminHandler{Path: "/swap", Methods: []string{"POST"}, Doc: "swap the replication mode: POST /swap?slot=ha&to=sync|async",
+	reg.Handle(kernel.AdminHandler{Path: "/swap", Methods: []string{"POST"}, Doc: "swap the replication mode: POST /swap?slot=ha&to=sync|async|<installed ha plugin>",
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if s := r.URL.Query().Get("slot"); s != "" && s != "ha" {
 				kernel.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no swappable slot " + strconv.Quote(s) + " (known: ha)"})
 				return
 			}
-			var role string
-			switch strings.ToLower(r.URL.Query().Get("to")) {
-			case "sync", "ha.sync", "sync_master":
-				role = storage.RoleSyncMaster
-			case "async", "ha.async", "async_master":
-				role = storage.RoleAsyncMaster
-			default:
-				kernel.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "to= must be sync or async"})
+			to := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("to")))
+			switch to {
+			case "sync_master":
+				to = "sync"
+			case "async_master":
+				to = "async"
+			}
+			if _, err := ha.ModuleForMode(to); err != nil {
+				kernel.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "to=: " + err.Error()})
 				return
 			}
-			rep, err := b.SwapRole(r.Context(), role)
+			rep, err := b.SwapMode(r.Context(), to)
 			if err != nil && !rep.Switched {
 				kernel.WriteJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "report": rep})
 				return

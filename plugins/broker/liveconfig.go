@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqd/mqd/ha"
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/storage"
 )
 
 // Runtime configuration changes (UPDATE_BROKER_CONFIG, mqadmin
@@ -26,41 +28,128 @@ import (
 // is applied as a swap of the replication mode (Broker.SwapRole), after the
 // other keys of the request were validated.
 
-// Reload implements kernel.Reloader (SIGHUP): the broker applies a change of
-// store.brokerRole between ASYNC_MASTER and SYNC_MASTER as a swap of the
-// replication mode; any other key is refused before anything is applied.
-func (b *Broker) Reload(ctx context.Context, next *config.Config, changed []string) error {
-	// Validate everything before applying anything: the broker's live keys go
-	// into a new copy of the live config, brokerRole into a mode swap.
-	b.liveMu.Lock()
-	defer b.liveMu.Unlock()
+// The broker's part of a reload (SIGHUP, kernel.Reloader): it owns the live
+// broker.* keys, store.brokerRole and ha.mode (applied as a swap of the
+// replication mode: ASYNC_MASTER <-> SYNC_MASTER, or to and from an installed
+// plugin's mode) and the keys of replication plugins (plugin.<name>.*: the
+// running plugin re-checks and applies them; a plugin not in use gets them
+// when it is next built).
+
+// OwnsKey implements kernel.Reloader.
+func (b *Broker) OwnsKey(p string) bool {
+	switch {
+	case p == "store.brokerRole", p == "ha.mode":
+		return true
+	case strings.HasPrefix(p, "plugin."):
+		return b.ha != nil
+	case strings.HasPrefix(p, "broker."):
+		return liveKeys[strings.TrimPrefix(p, "broker.")]
+	}
+	return false
+}
+
+// reloadPlan is what a reload changes on the broker.
+type reloadPlan struct {
+	live        *Config // nil: no live broker key changed
+	swapTo      string  // replication mode to swap to, "" for none
+	reconfigure bool    // the running mode's plugin keys changed
+}
+
+func (b *Broker) planReload(ctx context.Context, next *config.Config, keys []string) (reloadPlan, error) {
+	var plan reloadPlan
 	live := *b.conf()
 	v := reflect.ValueOf(&live).Elem()
-	liveChanged := false
-	var role string
-	for _, p := range changed {
+	modeChanged, pluginKeys := false, false
+	for _, p := range keys {
 		switch {
-		case p == "store.brokerRole":
-			role = next.String(p)
-		case strings.HasPrefix(p, "broker.") && liveKeys[strings.TrimPrefix(p, "broker.")]:
-			if err := setField(v, strings.TrimPrefix(p, "broker."), fmt.Sprint(next.Get(p))); err != nil {
-				return err
-			}
-			liveChanged = true
+		case p == "store.brokerRole", p == "ha.mode":
+			modeChanged = true
+		case strings.HasPrefix(p, "plugin."):
+			pluginKeys = true
 		default:
-			return fmt.Errorf("%s: a reload does not apply it on a running broker (restart, or updateBrokerConfig if the key is live there)", p)
+			if err := setField(v, strings.TrimPrefix(p, "broker."), fmt.Sprint(next.Get(p))); err != nil {
+				return plan, err
+			}
+			plan.live = &live
 		}
 	}
-	if role != "" {
+	h := b.ha
+	if modeChanged {
+		role := strings.ToUpper(strings.TrimSpace(next.String("store.brokerRole")))
+		if (role == storage.RoleSlave) != (h.Role() == storage.RoleSlave) {
+			return plan, fmt.Errorf("brokerRole %s -> %s: %w", h.Role(), role, errRoleNotLive)
+		}
+		if h.Role() != storage.RoleSlave {
+			id, err := ha.ModuleForMode(h.modeFor(next))
+			if err != nil {
+				return plan, err
+			}
+			if h.slot == nil || id != h.slot.CurrentID() {
+				plan.swapTo = string(id)
+			}
+		}
+	}
+	if pluginKeys && plan.swapTo == "" && h.slot != nil {
+		l := h.slot.Acquire()
+		rc, ok := l.Value.(interface {
+			Reconfigure(context.Context, *config.Config, bool) error
+		})
+		var err error
+		if ok {
+			err = rc.Reconfigure(ctx, next, true)
+		}
+		l.Release()
+		if err != nil {
+			return plan, err
+		}
+		plan.reconfigure = ok
+	}
+	return plan, nil
+}
+
+// CheckReload implements kernel.Reloader: it validates every key and asks a
+// running plugin whether it accepts its new keys; nothing is applied.
+func (b *Broker) CheckReload(ctx context.Context, next *config.Config, keys []string) error {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	_, err := b.planReload(ctx, next, keys)
+	return err
+}
+
+// ApplyReload implements kernel.Reloader: the swap first (the one step that
+// can still fail, when no slave catches up in time), then the rest.
+func (b *Broker) ApplyReload(ctx context.Context, next *config.Config, keys []string) error {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	plan, err := b.planReload(ctx, next, keys)
+	if err != nil {
+		return err
+	}
+	if plan.swapTo != "" {
 		swapCtx, cancel := context.WithTimeout(ctx, b.ha.opts.CatchUp()+b.ha.syncTimeout+10*time.Second)
 		defer cancel()
-		if _, err := b.SwapRole(swapCtx, role); err != nil {
+		prev := b.ha.cfg
+		b.ha.cfg = next // the new mode is built from the new keys
+		if rep, err := b.SwapMode(swapCtx, plan.swapTo); err != nil && !rep.Switched {
+			b.ha.cfg = prev
 			return err
 		}
+	}
+	if plan.reconfigure {
+		l := b.ha.slot.Acquire()
+		err := l.Value.(interface {
+			Reconfigure(context.Context, *config.Config, bool) error
+		}).Reconfigure(ctx, next, false)
+		l.Release()
+		if err != nil {
+			return err
+		}
+	}
+	if b.ha != nil {
 		b.ha.cfg = next
 	}
-	if liveChanged {
-		b.liveCfg.Store(&live)
+	if plan.live != nil {
+		b.liveCfg.Store(plan.live)
 	}
 	return nil
 }
@@ -119,7 +208,7 @@ func (b *Broker) handleUpdateBrokerConfig(conn *remoting.Conn, req *remoting.Com
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	role := ""
+	role, mode := "", ""
 	for _, raw := range names {
 		name := raw
 		if strings.HasPrefix(name, "broker.") {
@@ -129,6 +218,10 @@ func (b *Broker) handleUpdateBrokerConfig(conn *remoting.Conn, req *remoting.Com
 			role = props[raw] // applied below as a swap of the replication mode
 			continue
 		}
+		if name == "ha.mode" {
+			mode = props[raw] // likewise; an installed plugin's mode too
+			continue
+		}
 		if !liveKeys[name] {
 			return remoting.NewResponse(remoting.SystemError, notLiveRemark(raw))
 		}
@@ -136,11 +229,19 @@ func (b *Broker) handleUpdateBrokerConfig(conn *remoting.Conn, req *remoting.Com
 			return remoting.NewResponse(remoting.SystemError, err.Error())
 		}
 	}
+	if role != "" && mode != "" {
+		return remoting.NewResponse(remoting.SystemError, "updateBrokerConfig: brokerRole and ha.mode both choose the replication mode; give one")
+	}
+	// Every other key was validated first, so a refused swap leaves
+	// nothing half-applied.
 	if role != "" {
-		// Every other key was validated first, so a refused swap leaves
-		// nothing half-applied.
 		if err := b.updateRole(role); err != nil {
 			return remoting.NewResponse(remoting.SystemError, "updateBrokerConfig: brokerRole="+role+": "+err.Error())
+		}
+	}
+	if mode != "" {
+		if err := b.updateMode(mode); err != nil {
+			return remoting.NewResponse(remoting.SystemError, "updateBrokerConfig: ha.mode="+mode+": "+err.Error())
 		}
 	}
 	b.liveCfg.Store(&next)

@@ -139,6 +139,16 @@ func NoArgs(c *cobra.Command, args []string) error {
 	return nil
 }
 
+// ExactArgs wants n positional arguments, or it is a usage error.
+func ExactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return Usagef("want %d argument(s) (%s), got %d", n, c.Use, len(args))
+		}
+		return nil
+	}
+}
+
 // DeprecatedAlias defines old as a hidden, deprecated second name of the flag
 // canonical (already defined in fs), so that command lines written with the
 // old name keep working while help shows one name.

@@ -23,6 +23,7 @@ import (
 	"github.com/mqd/mqd/configs"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/kernel/pluginhost"
 	"github.com/mqd/mqd/kernel/logging"
 )
 
@@ -126,6 +127,7 @@ func newRoot(sys IO) *cobra.Command {
 		configCommand(sys),
 		healthCommand(sys),
 		pluginsCommand(sys),
+		pluginCommand(sys),
 		reloadCommand(sys),
 		swapCommand(sys),
 		versionCommand(sys),
@@ -301,8 +303,19 @@ func loadConfig(mode string, o *options, sys IO) (*config.Config, error) {
 	if o.namesrvAddr != "" {
 		lo.Flags = append(lo.Flags, config.Flag{Name: "-n", Key: "broker.namesrvAddr", Value: o.namesrvAddr})
 	}
-	cfg, err := config.Load(lo)
+	// Installed plugins are modules and config keys of this run: find
+	// their directory (a key itself) first, register them, then load for
+	// real so that their keys validate (docs/plugins.md).
+	pre := lo
+	pre.Later = pluginhost.LaterKey
+	cfg, err := config.Load(pre)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := pluginhost.RegisterInstalled(cfg.String(pluginhost.DirKey)); err != nil {
+		return nil, fmt.Errorf("installed plugins: %w", err)
+	}
+	if cfg, err = config.Load(lo); err != nil {
 		return nil, err
 	}
 	if mode == modeEmbedded {
