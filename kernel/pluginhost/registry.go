@@ -72,4 +72,6 @@ func init() {
 // LaterKey reports whether a key not known yet may belong to an installed
 // plugin (plugin.<name>.<key>): config.LoadOptions.Later for the load that
 // finds the plugin directory.
-func LaterKey(name string) bool { return len(name) > len("plugin.") && name[:len("plugin.")] == "plugin." }
+func LaterKey(name string) bool {
+	return len(name) > len("plugin.") && name[:len("plugin.")] == "plugin."
+}

@@ -23,8 +23,8 @@ import (
 	"github.com/mqd/mqd/configs"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
-	"github.com/mqd/mqd/kernel/pluginhost"
 	"github.com/mqd/mqd/kernel/logging"
+	"github.com/mqd/mqd/kernel/pluginhost"
 )
 
 // Modes: which apps a run loads, and which RocketMQ role's property names a
