@@ -4,9 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,20 +13,14 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 
+	"github.com/mqd/mqd/kernel/pluginhost/plugintest"
 	"github.com/mqd/mqd/plugins/sdk/pluginpb"
 )
 
 // buildQuorum builds the example plugin (plugins/quorum) into dir.
 func buildQuorum(t *testing.T, dir string) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	out := filepath.Join(dir, "quorum")
-	cmd := exec.Command("go", "build", "-o", out, "./plugins/quorum")
-	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build plugins/quorum: %v\n%s", err, b)
-	}
-	return out
+	return plugintest.Build(t, "./plugins/quorum", dir)
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
