@@ -125,7 +125,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	// to --help, as mqadmin and mqbench do.
 	for _, args := range [][]string{
 		{"bogus"}, {"--bogus"}, {"config"}, {"config", "show"}, {"namesrv", "-n", "x:1"}, {"version", "extra"},
-		{"swap"}, {"swap", "ha", "fast"}, {"reload", "extra"}, {"config", "print", "--role", "client"},
+		{"swap"}, {"swap", "ha", "Fast/er"}, {"swap", "db", "sync"}, {"reload", "extra"}, {"config", "print", "--role", "client"},
 		{"config", "print", "--live", "--format", "properties"}, {"broker", "--set"},
 	} {
 		r := run(t, "", nil, args...)

@@ -32,6 +32,8 @@ type Cluster struct {
 	// Stores holds each broker's storePathRootDir.
 	Stores map[string]string
 	Mode   string
+
+	dir, tmp string // the mode's config directory; the test's files
 }
 
 // configsDir is the repository's configs directory.
@@ -77,36 +79,47 @@ func Start(t *testing.T, o Options) *Cluster {
 		addrs = append(addrs, p.NameSrvAddr)
 	}
 	c.NamesrvArg = strings.Join(addrs, ";")
-	tmp := t.TempDir()
+	c.dir, c.tmp = dir, t.TempDir()
 	for _, name := range o.Brokers {
-		src, err := os.ReadFile(filepath.Join(dir, name+".properties"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		file := filepath.Join(tmp, name+".properties")
-		if err := os.WriteFile(file, src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		c.Files[name] = file
-		c.Stores[name] = filepath.Join(tmp, name, "store")
-		args := []string{"broker", "-c", file, "-n", c.NamesrvArg, "--log-format", "json",
-			"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)),
-			"--set", "haListenPort=" + strconv.Itoa(tests.FreePort(t)),
-			"--set", "storePathRootDir=" + c.Stores[name],
-			"--set", "brokerIP1=127.0.0.1",
-			"--set", "mappedFileSizeCommitLog=4194304",
-			"--set", "haSendHeartbeatInterval=500",
-			"--set", "haHousekeepingInterval=5000",
-			"--set", "ha.haReconnectInterval=200",
-			"--set", "broker.slaveSyncInterval=500",
-			"--set", "registerNameServerPeriod=10000",
-		}
-		for _, e := range append(append([]string(nil), o.Extra...), o.BrokerExtra[name]...) {
-			args = append(args, "--set", e)
-		}
-		c.Brokers[name] = tests.StartProcess(t, args...)
+		c.AddBroker(t, name, name, append(append([]string(nil), o.Extra...), o.BrokerExtra[name]...)...)
 	}
 	return c
+}
+
+// AddBroker starts one more broker called name from the mode's file
+// src.properties (a second slave: AddBroker(t, "broker-a-s2", "broker-a-s",
+// "brokerId=2")), with the harness's port, path and interval overrides and
+// then extra (--set values).
+func (c *Cluster) AddBroker(t *testing.T, name, src string, extra ...string) *tests.Process {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.dir, src+".properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(c.tmp, name+".properties")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Files[name] = file
+	c.Stores[name] = filepath.Join(c.tmp, name, "store")
+	args := []string{"broker", "-c", file, "-n", c.NamesrvArg, "--log-format", "json",
+		"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)),
+		"--set", "haListenPort=" + strconv.Itoa(tests.FreePort(t)),
+		"--set", "storePathRootDir=" + c.Stores[name],
+		"--set", "brokerIP1=127.0.0.1",
+		"--set", "mappedFileSizeCommitLog=4194304",
+		"--set", "haSendHeartbeatInterval=500",
+		"--set", "haHousekeepingInterval=5000",
+		"--set", "ha.haReconnectInterval=200",
+		"--set", "broker.slaveSyncInterval=500",
+		"--set", "registerNameServerPeriod=10000",
+	}
+	for _, e := range extra {
+		args = append(args, "--set", e)
+	}
+	p := tests.StartProcess(t, args...)
+	c.Brokers[name] = p
+	return p
 }
 
 // Master and Slave return a group's processes ("a" or "b").

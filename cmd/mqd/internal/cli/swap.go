@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -12,12 +13,17 @@ import (
 	"github.com/mqd/mqd/cmd/internal/cmdline"
 )
 
-// swapCommand is mqd swap ha sync|async: it asks a running broker's admin
+// modeName is what a replication mode can be called (a plugin's name, or
+// a module ID ha.NAME).
+var modeName = regexp.MustCompile(`^(ha\.)?[a-z][a-z0-9_-]*$`)
+
+// swapCommand is mqd swap ha MODE (sync, async or an installed ha plugin's
+// name, e.g. quorum): it asks a running broker's admin
 // endpoint (POST /swap) to switch its replication mode and prints the
 // answer: the swap report, or why the swap was abandoned (then the old mode
 // still runs and the exit status is 1).
 func swapCommand(sys IO) *cobra.Command {
-	c := adminCommand("swap ha sync|async", "switch a running master's replication mode",
+	c := adminCommand("swap ha MODE", "switch a running master's replication mode: sync, async or an installed ha plugin (quorum)",
 		func(args []string, addr, token string) error {
 			to := args[1]
 			code, body, err := adminCall(http.MethodPost, addr, "/swap?slot=ha&to="+url.QueryEscape(to), token, 2*time.Minute)
@@ -31,8 +37,8 @@ func swapCommand(sys IO) *cobra.Command {
 			return nil
 		}, sys)
 	c.Args = func(_ *cobra.Command, args []string) error {
-		if len(args) != 2 || args[0] != "ha" || (args[1] != "sync" && args[1] != "async") {
-			return cmdline.Usagef("want: mqd swap ha sync|async")
+		if len(args) != 2 || args[0] != "ha" || !modeName.MatchString(args[1]) {
+			return cmdline.Usagef("want: mqd swap ha MODE (sync, async or an installed ha plugin's name)")
 		}
 		return nil
 	}
@@ -41,7 +47,7 @@ func swapCommand(sys IO) *cobra.Command {
 		case 0:
 			return []cobra.Completion{"ha"}, cobra.ShellCompDirectiveNoFileComp
 		case 1:
-			return []cobra.Completion{"sync", "async"}, cobra.ShellCompDirectiveNoFileComp
+			return []cobra.Completion{"sync", "async", "quorum"}, cobra.ShellCompDirectiveNoFileComp
 		}
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
