@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/kernel/pluginhost"
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
@@ -313,7 +314,7 @@ func (b *Broker) MetricsAddr() net.Addr {
 func (b *Broker) startMetrics() error {
 	ms := &b.metrics
 	ms.reg = prometheus.NewRegistry()
-	ms.reg.MustRegister(brokerCollector{b}, collectors.NewGoCollector(),
+	ms.reg.MustRegister(brokerCollector{b}, pluginhost.Collector(), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h := b.MetricsHandler()
 	if ms.admin != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -158,6 +159,17 @@ func TestQuorumPlugin(t *testing.T) {
 	tests.WaitFor(t, 30*time.Second, func() bool { return sendStatus(t, p, topic, "after plugin restart") == primitive.SendOK }, "SEND_OK after the plugin restart")
 	if !strings.Contains(m.Logs(), "plugin down; restarting it") {
 		t.Fatal("the crash is not in the log")
+	}
+	resp, err := http.Get("http://" + adminAddrOf(t, m) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{`mqd_plugin_crashes_total{kind="ha",plugin="quorum"} 1`, `mqd_plugin_up{kind="ha",plugin="quorum"} 1`} {
+		if !strings.Contains(string(metrics), line) {
+			t.Fatalf("/metrics lacks %s", line)
+		}
 	}
 
 	// mqd SIGKILLed: its plugin goes too.
