@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 // install builds and installs plugins/quorum and registers ha.quorum, once.
-func install(t *testing.T) {
+func install(t testing.TB) {
 	t.Helper()
 	if installed {
 		return
@@ -55,7 +55,7 @@ func install(t *testing.T) {
 	installed = true
 }
 
-func build(t *testing.T, sets ...string) *external.Mode {
+func build(t testing.TB, id kernel.ModuleID, sets ...string) kernel.Module {
 	t.Helper()
 	install(t)
 	noProfile := func(string) ([]byte, error) { return []byte("{}"), nil }
@@ -64,20 +64,25 @@ func build(t *testing.T, sets ...string) *external.Mode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := kernel.Build(context.Background(), cfg, zerolog.Nop(), "ha.quorum")
+	m, err := kernel.Build(context.Background(), cfg, zerolog.Nop(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.(*external.Mode)
+	return m
+}
+
+func buildQuorum(t testing.TB, sets ...string) *external.Mode {
+	t.Helper()
+	return build(t, "ha.quorum", sets...).(*external.Mode)
 }
 
 func TestQuorumConformance(t *testing.T) {
-	hatest.Run(t, func(t *testing.T) ha.Replicator { return build(t) })
+	hatest.Run(t, func(t *testing.T) ha.Replicator { return buildQuorum(t) })
 }
 
 func startMode(t *testing.T, p *hatest.Pair, sets ...string) *external.Mode {
 	t.Helper()
-	m := build(t, sets...)
+	m := buildQuorum(t, sets...)
 	m.Attach(p.MasterHA)
 	if err := kernel.StartModule(m); err != nil {
 		t.Fatal(err)
@@ -150,3 +155,15 @@ func TestQuorumPluginKilled(t *testing.T) {
 		t.Fatalf("plugin status after restart: %+v", s)
 	}
 }
+
+// Replication with 64 senders of 1 KiB and one slave: the plugin's mode
+// (K=1) beside the built-in SYNC_MASTER mode it must keep up with; run them
+// alternately with -count. host-msgs/1k-sends counts every message between
+// mqd and the plugin over the run (start included) per 1,000 sends.
+func BenchmarkQuorumMaster64(b *testing.B) {
+	m := buildQuorum(b)
+	hatest.BenchMode(b, m)
+	b.ReportMetric(float64(m.Status().Messages)*1000/float64(b.N), "host-msgs/1k-sends")
+}
+
+func BenchmarkSyncMaster64(b *testing.B) { hatest.BenchMode(b, build(b, ha.SyncID).(ha.Replicator)) }
