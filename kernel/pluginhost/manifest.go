@@ -209,6 +209,12 @@ func Install(dir, src string) (Entry, error) {
 	if !slices.Contains(Kinds, hello.GetKind()) {
 		return Entry{}, fmt.Errorf("%s says its kind is %q; mqd plugins are of kind %s", src, hello.GetKind(), strings.Join(Kinds, " or "))
 	}
+	kindsMu.Lock()
+	_, hostable := kinds[hello.GetKind()]
+	kindsMu.Unlock()
+	if !hostable {
+		return Entry{}, fmt.Errorf("%s is a %s plugin, which this mqd cannot host yet", src, hello.GetKind())
+	}
 	if !validName.MatchString(hello.GetName()) {
 		return Entry{}, fmt.Errorf("%s says its name is %q; a plugin name is lower-case letters, digits, _ and -", src, hello.GetName())
 	}

@@ -13,9 +13,14 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 
+	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/pluginhost/plugintest"
 	"github.com/mqd/mqd/plugins/sdk/pluginpb"
 )
+
+// The "ha" kind's adapter lives in ha/external, which imports this package;
+// the install tests only need the kind to be hostable.
+func init() { RegisterKind("ha", func(string, Entry) kernel.Module { return nil }) }
 
 // buildQuorum builds the example plugin (plugins/quorum) into dir.
 func buildQuorum(t *testing.T, dir string) string {
