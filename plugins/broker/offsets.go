@@ -46,12 +46,8 @@ func newConsumerOffsetManager(b *Broker) (*ConsumerOffsetManager, error) {
 		path:  filepath.Join(b.configDir, consumerOffsetFile),
 		table: make(map[offsetKey]int64, 256),
 	}
-	_, usedBak, err := loadFileWithBak(m.path, m.decode)
-	if err != nil {
-		return nil, fmt.Errorf("load consumer offsets: %w", err)
-	}
-	if usedBak {
-		b.log.Warn().Str("file", m.path).Msg("consumer offset file unreadable, loaded its .bak")
+	if _, err := b.loadMeta(m.path, "consumer offsets", m.decode); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

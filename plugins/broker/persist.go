@@ -72,6 +72,20 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// loadMeta loads one metadata file with loadFileWithBak: a failure of both
+// the file and its .bak is an error naming what, a fallback to the .bak a
+// warning.
+func (b *Broker) loadMeta(path, what string, decode func([]byte) error) (found bool, err error) {
+	found, usedBak, err := loadFileWithBak(path, decode)
+	if err != nil {
+		return false, fmt.Errorf("load %s: %w", what, err)
+	}
+	if usedBak {
+		b.log.Warn().Str("file", path).Msg(what + ": file unreadable, loaded its .bak")
+	}
+	return found, nil
+}
+
 // loadFileWithBak reads and decodes path, falling back to <path>.bak when path is
 // missing, empty or does not decode (RocketMQ's ConfigManager.load). found is
 // false when neither file has content. A decode failure of both files is an

@@ -186,16 +186,12 @@ func (s *scheduleService) maxLevel() int { return len(s.levels) }
 // bounds (Java correctDelayOffset).
 func (s *scheduleService) load() error {
 	var table map[int]int64
-	_, usedBak, err := loadFileWithBak(s.path, func(data []byte) error {
+	if _, err := s.b.loadMeta(s.path, "delay offsets", func(data []byte) error {
 		t, err := decodeDelayOffsets(data)
 		table = t
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("load delay offsets: %w", err)
-	}
-	if usedBak {
-		s.b.log.Warn().Str("file", s.path).Msg("delay offset file unreadable, loaded its .bak")
+	}); err != nil {
+		return err
 	}
 	for level, off := range table {
 		if level > len(s.levels) {

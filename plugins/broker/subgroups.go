@@ -60,12 +60,8 @@ func newSubscriptionGroupManager(b *Broker) (*SubscriptionGroupManager, error) {
 	for _, g := range systemGroups {
 		m.table[g] = body.NewSubscriptionGroupConfig(g)
 	}
-	_, usedBak, err := loadFileWithBak(m.path, m.decode)
-	if err != nil {
-		return nil, fmt.Errorf("load subscription groups: %w", err)
-	}
-	if usedBak {
-		b.log.Warn().Str("file", m.path).Msg("subscription group file unreadable, loaded its .bak")
+	if _, err := b.loadMeta(m.path, "subscription groups", m.decode); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

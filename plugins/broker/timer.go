@@ -160,7 +160,7 @@ func (t *timerService) kick() {
 // load reads the progress and rebuilds the heap from the timer queue.
 func (t *timerService) load() error {
 	var p timerProgress
-	_, usedBak, err := loadFileWithBak(t.path, func(data []byte) error {
+	if _, err := t.b.loadMeta(t.path, "timer progress", func(data []byte) error {
 		p = timerProgress{}
 		if err := json.Unmarshal(data, &p); err != nil {
 			return err
@@ -169,12 +169,8 @@ func (t *timerService) load() error {
 			return fmt.Errorf("inconsistent timer progress %+v", p)
 		}
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("load timer progress: %w", err)
-	}
-	if usedBak {
-		t.b.log.Warn().Str("file", t.path).Msg("timer progress file unreadable, loaded its .bak")
+	}); err != nil {
+		return err
 	}
 	t.saved = p
 	if maxOff := t.b.store.MaxOffset(timerTopic, 0); p.EnqueueOffset > maxOff {

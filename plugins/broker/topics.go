@@ -101,12 +101,9 @@ func newTopicConfigManager(b *Broker) (*TopicConfigManager, error) {
 	}
 	m.configVersion.Next()
 	m.addSystemTopics()
-	found, usedBak, err := loadFileWithBak(m.path, m.decode)
+	found, err := b.loadMeta(m.path, "topic configs", m.decode)
 	if err != nil {
-		return nil, fmt.Errorf("load topic configs: %w", err)
-	}
-	if usedBak {
-		b.log.Warn().Str("file", m.path).Msg("topic config file unreadable, loaded its .bak")
+		return nil, err
 	}
 	if found {
 		b.log.Info().Int("topics", len(m.table)).Msg("topic configs loaded")

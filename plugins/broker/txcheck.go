@@ -197,15 +197,12 @@ func (t *txService) run() {
 func (t *txService) load() error {
 	st := t.b.store
 	var saved txCheckState
-	found, usedBak, err := loadFileWithBak(t.path, func(data []byte) error {
+	found, err := t.b.loadMeta(t.path, "transaction check state", func(data []byte) error {
 		saved = txCheckState{}
 		return json.Unmarshal(data, &saved)
 	})
 	if err != nil {
-		return fmt.Errorf("load transaction check state: %w", err)
-	}
-	if usedBak {
-		t.b.log.Warn().Str("file", t.path).Msg("transaction check state unreadable, loaded its .bak")
+		return err
 	}
 	halfMin, halfMax := st.MinOffset(topicTransHalf, 0), st.MaxOffset(topicTransHalf, 0)
 	opMin, opMax := st.MinOffset(topicTransOpHalf, 0), st.MaxOffset(topicTransOpHalf, 0)
