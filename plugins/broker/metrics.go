@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mqd/mqd/kernel"
-	"github.com/mqd/mqd/kernel/pluginhost"
 	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/kernel/pluginhost"
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
