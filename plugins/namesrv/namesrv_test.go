@@ -534,3 +534,23 @@ func TestGoClient(t *testing.T) {
 	mustSucceed(t, call(t, c, addr, registerRequest(t, "DefaultCluster", "broker-b", "127.0.0.1:10931", 0, 1, body.NewTopicConfig("TopicTest", 2, 2, 6))))
 	testGoClient(t, addr)
 }
+
+// TestUnknownCodeAnswered: a request code the name server does not serve is
+// answered REQUEST_CODE_NOT_SUPPORTED (3) in both header encodings, and the
+// connection stays usable, as on the broker.
+func TestUnknownCodeAnswered(t *testing.T) {
+	n := startNamesrv(t, "", nil)
+	c := newClient(t)
+	for _, code := range []int16{0, -1, remoting.SendMessage, 351, 32767} {
+		for _, st := range []remoting.SerializeType{remoting.JSON, remoting.RocketMQ} {
+			req := remoting.NewRequest(code, map[string]string{"topic": "x"}, []byte("body"))
+			req.SerializeType = st
+			if resp := call(t, c, n.Addr(), req); resp.Code != remoting.RequestCodeNotSupported {
+				t.Fatalf("code %d (serialize type %d): answered %d %q", code, st, resp.Code, resp.Remark)
+			}
+		}
+	}
+	if resp := call(t, c, n.Addr(), remoting.NewRequest(remoting.GetBrokerClusterInfo, nil, nil)); resp.Code != remoting.Success {
+		t.Fatalf("after the unknown codes: %d %q", resp.Code, resp.Remark)
+	}
+}

@@ -44,7 +44,20 @@ func ReadCommand(r *bufio.Reader, maxFrameSize int) (*Command, error) {
 		maxFrameSize = DefaultMaxFrameSize
 	}
 	// Peek validates the length and header word before anything is allocated.
-	p, err := r.Peek(8)
+	// The length word alone first: a frame shorter than the header word is
+	// refused as soon as its length arrives, not once 4 more bytes that a
+	// hostile or broken peer may never send have come.
+	p, err := r.Peek(4)
+	if err != nil {
+		if err == io.EOF && len(p) > 0 {
+			return nil, protoErr("truncated frame: %d bytes before end of stream", len(p))
+		}
+		return nil, err
+	}
+	if total := int(int32(be.Uint32(p))); total < 4 {
+		return nil, protoErr("frame length %d too small", total)
+	}
+	p, err = r.Peek(8)
 	if err != nil {
 		if err == io.EOF && len(p) > 0 {
 			return nil, protoErr("truncated frame: %d bytes before end of stream", len(p))

@@ -232,10 +232,14 @@ func TestBadFramesCloseOnlyThatConnection(t *testing.T) {
 		return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, total), hw)
 	}
 	frames := map[string][]byte{
-		"oversize length":    word(1<<20, 0),
-		"2 GiB length":       word(0x7fffffff, 0),
-		"negative length":    word(0xfffffff0, 0),
-		"length too small":   word(2, 0),
+		"oversize length":  word(1<<20, 0),
+		"2 GiB length":     word(0x7fffffff, 0),
+		"negative length":  word(0xfffffff0, 0),
+		"length too small": word(2, 0),
+		// Only the length word: closed as soon as it says the frame cannot
+		// hold a header word, without waiting for bytes that never come.
+		"length 0 alone":     binary.BigEndian.AppendUint32(nil, 0),
+		"length 2 alone":     binary.BigEndian.AppendUint32(nil, 2),
 		"header len > frame": append(word(10, 100), make([]byte, 6)...),
 		"bad JSON":           jsonFrame(`{"code":10,`, ""),
 		"bad serialize type": append(word(6, 5<<24|2), '{', '}'),
