@@ -3,10 +3,13 @@
 package all
 
 import (
-	_ "github.com/mqd/mqd/ha"                // ha.async, ha.sync
-	_ "github.com/mqd/mqd/ha/external"       // ha.<name> of every installed replication plugin
-	_ "github.com/mqd/mqd/kernel/admin"      // admin.http
-	_ "github.com/mqd/mqd/plugins/broker"    // app.broker
-	_ "github.com/mqd/mqd/plugins/namesrv"   // app.namesrv
-	_ "github.com/mqd/mqd/storage/commitlog" // storage.commitlog
+	_ "github.com/mqd/mqd/discovery/external" // discovery.<name> of every installed discovery plugin
+	_ "github.com/mqd/mqd/discovery/namesrv"  // discovery.namesrv
+	_ "github.com/mqd/mqd/discovery/static"   // discovery.static
+	_ "github.com/mqd/mqd/ha"                 // ha.async, ha.sync
+	_ "github.com/mqd/mqd/ha/external"        // ha.<name> of every installed replication plugin
+	_ "github.com/mqd/mqd/kernel/admin"       // admin.http
+	_ "github.com/mqd/mqd/plugins/broker"     // app.broker
+	_ "github.com/mqd/mqd/plugins/namesrv"    // app.namesrv
+	_ "github.com/mqd/mqd/storage/commitlog"  // storage.commitlog
 )

@@ -17,6 +17,7 @@ import (
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
 
+	_ "github.com/mqd/mqd/discovery/namesrv" // the default discovery mode
 	_ "github.com/mqd/mqd/storage/commitlog" // the default store engine
 )
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mqd/mqd/discovery"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/storage"
@@ -36,7 +37,8 @@ type Broker struct {
 
 	server   *remoting.Server
 	listener net.Listener
-	nsClient *remoting.Client // to the name servers
+	nsClient  *remoting.Client    // to masters and clients (slave sync, relays)
+	discovery discovery.Announcer // how the broker announces itself (discovery.mode)
 
 	// addr is the advertised address brokerIP1:port; storeHost is the same as a
 	// netip for message records and offset message IDs.
@@ -95,6 +97,14 @@ func (b *Broker) Provision(ctx kernel.Context) error {
 		return fmt.Errorf("store.engine %s is not a storage engine", engine)
 	}
 	b.store = st
+	mode := ctx.Config.String(discovery.ModeKey)
+	dm, err := ctx.LoadModule(discovery.ModuleFor(mode))
+	if err != nil {
+		return fmt.Errorf("%s=%s: %w", discovery.ModeKey, mode, err)
+	}
+	if b.discovery, ok = dm.(discovery.Announcer); !ok {
+		return fmt.Errorf("%s=%s: %s is not a discovery mode", discovery.ModeKey, mode, discovery.ModuleFor(mode))
+	}
 	if err := b.provisionHA(ctx); err != nil {
 		return err
 	}

@@ -264,14 +264,14 @@ func (b *Broker) awaitReplica(res *storage.PutResult, props string) {
 	}
 }
 
-// onRegisterAnswer takes the master's addresses from a name server's answer
+// onRegisterAnswer takes the master's addresses from the registry's answer
 // to a slave's registration (RocketMQ: masterAddr and haServerAddr).
-func (b *Broker) onRegisterAnswer(resp *remoting.Command) {
+func (b *Broker) onRegisterAnswer(ma, haAddr string) {
 	h := b.ha
-	if h == nil || h.Role() != storage.RoleSlave || resp == nil {
+	if h == nil || h.Role() != storage.RoleSlave {
 		return
 	}
-	if ma := resp.Ext("masterAddr"); ma != "" {
+	if ma != "" {
 		if old := h.masterAddr.Swap(&ma); *old != ma {
 			b.log.Info().Str("master", ma).Msg("master address from the name server")
 			if h.syncer != nil {
@@ -279,10 +279,8 @@ func (b *Broker) onRegisterAnswer(resp *remoting.Command) {
 			}
 		}
 	}
-	if h.opts.MasterAddress == "" && h.slave != nil {
-		if addr := resp.Ext("haServerAddr"); addr != "" {
-			h.slave.SetMasterAddr(addr)
-		}
+	if h.opts.MasterAddress == "" && h.slave != nil && haAddr != "" {
+		h.slave.SetMasterAddr(haAddr)
 	}
 }
 

@@ -2,14 +2,12 @@ package broker
 
 import (
 	"context"
-	"hash/crc32"
+	"errors"
 	"net"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/discovery"
 	"github.com/mqd/mqd/protocols/remoting/body"
 	"github.com/mqd/mqd/storage"
 )
@@ -20,24 +18,8 @@ const (
 	maxRegisterPeriod   = 60 * time.Second
 	clientScanPeriod    = 10 * time.Second
 	defaultOffsetFlush  = 5 * time.Second
-	defaultRegisterWait = 6 * time.Second
 	masterSearchPeriod  = time.Second
 )
-
-// nameServerAddrs parses namesrvAddr: ';'-separated, blanks ignored, an http://
-// prefix (address-server style) stripped.
-func nameServerAddrs(s string) []string {
-	var out []string
-	for _, a := range strings.Split(s, ";") {
-		a = strings.TrimSpace(a)
-		a = strings.TrimPrefix(a, "http://")
-		a = strings.TrimSuffix(a, "/")
-		if a != "" {
-			out = append(out, a)
-		}
-	}
-	return out
-}
 
 // startMetaServices registers with the name servers once (a name server that is
 // down only earns a warning: the periodic registration retries it) and starts
@@ -103,33 +85,17 @@ func (b *Broker) stopMetaServices(ctx context.Context) {
 	if err := b.subGroups.persist(); err != nil {
 		b.log.Error().Err(err).Msg("persist subscription groups")
 	}
-	if b.nsClient == nil {
+	if b.discovery == nil {
 		return
 	}
-	ext := map[string]string{
-		"brokerName":  b.cfg.BrokerName,
-		"brokerAddr":  b.addr,
-		"clusterName": b.cfg.BrokerClusterName,
-		"brokerId":    strconv.FormatInt(b.cfg.BrokerID, 10),
+	reg, err := b.registration()
+	if err != nil {
+		b.log.Error().Err(err).Msg("encode registration")
+		return
 	}
-	var wg sync.WaitGroup
-	for _, addr := range nameServerAddrs(b.cfg.NamesrvAddr) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req := remoting.NewRequest(remoting.UnregisterBroker, ext, nil)
-			resp, err := b.nsClient.Invoke(ctx, addr, req)
-			if err == nil && resp.Code != remoting.Success {
-				err = &remoteError{resp.Code, resp.Remark}
-			}
-			if err != nil {
-				b.log.Warn().Err(err).Str("namesrv", addr).Msg("unregister broker")
-				return
-			}
-			b.log.Info().Str("namesrv", addr).Msg("unregistered from name server")
-		}()
+	if err := b.discovery.Withdraw(ctx, reg); err != nil {
+		b.log.Warn().Err(err).Msg("withdraw the registration")
 	}
-	wg.Wait()
 }
 
 type remoteError struct {
@@ -172,71 +138,38 @@ func (b *Broker) haServerAddr() string {
 	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
-// registerAll registers with every name server in parallel, each bounded by
-// registerBrokerTimeoutMills, and applies the ORDER_TOPIC_CONFIG table of the
-// first answer.
+// registration is what the broker announces now.
+func (b *Broker) registration() (*discovery.Registration, error) {
+	data, err := b.registrationBody()
+	if err != nil {
+		return nil, err
+	}
+	return &discovery.Registration{ClusterName: b.cfg.BrokerClusterName, BrokerName: b.cfg.BrokerName,
+		BrokerAddr: b.addr, HAServerAddr: b.haServerAddr(), BrokerID: b.cfg.BrokerID, Body: data}, nil
+}
+
+// registerAll announces the broker through its discovery mode (by default
+// to every name server, discovery/namesrv), bounded by
+// registerBrokerTimeoutMills there, and applies the answer: a slave's master
+// addresses, the order-topic table.
 func (b *Broker) registerAll() {
-	addrs := nameServerAddrs(b.cfg.NamesrvAddr)
-	if len(addrs) == 0 || b.nsClient == nil {
+	if b.discovery == nil {
 		return
 	}
-	data, err := b.registrationBody()
+	reg, err := b.registration()
 	if err != nil {
 		b.log.Error().Err(err).Msg("encode registration")
 		return
 	}
-	// UtilAll.crc32: CRC32 (IEEE) masked to 31 bits.
-	crc := int32(crc32.ChecksumIEEE(data) & 0x7FFFFFFF)
-	timeout := time.Duration(b.cfg.RegisterBrokerTimeoutMills) * time.Millisecond
-	if timeout <= 0 {
-		timeout = defaultRegisterWait
+	ans, err := b.discovery.Announce(context.Background(), reg)
+	if err != nil {
+		if !errors.Is(err, discovery.ErrNoRegistry) {
+			b.log.Warn().Err(err).Msg("announce the broker: no registry took it; retried next period")
+		}
+		return
 	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		orderKV  map[string]string
-		answered bool
-	)
-	for _, addr := range addrs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ext := map[string]string{
-				"brokerName":   b.cfg.BrokerName,
-				"brokerAddr":   b.addr,
-				"clusterName":  b.cfg.BrokerClusterName,
-				"haServerAddr": b.haServerAddr(),
-				"brokerId":     strconv.FormatInt(b.cfg.BrokerID, 10),
-				"compressed":   "false",
-				"bodyCrc32":    strconv.FormatInt(int64(crc), 10),
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			resp, err := b.nsClient.Invoke(ctx, addr, remoting.NewRequest(remoting.RegisterBroker, ext, data))
-			if err == nil && resp.Code != remoting.Success {
-				err = &remoteError{resp.Code, resp.Remark}
-			}
-			if err != nil {
-				b.log.Warn().Err(err).Str("namesrv", addr).Msg("register broker")
-				return
-			}
-			b.onRegisterAnswer(resp) // a slave learns its master's addresses
-			var kv body.KVTable
-			if len(resp.Body) > 0 {
-				if err := body.Unmarshal(resp.Body, &kv); err != nil {
-					b.log.Warn().Err(err).Str("namesrv", addr).Msg("register broker: bad response body")
-					return
-				}
-			}
-			mu.Lock()
-			if !answered {
-				answered, orderKV = true, kv.Table
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if answered {
-		b.topics.UpdateOrderFlags(orderKV)
+	b.onRegisterAnswer(ans.MasterAddr, ans.MasterHAAddr) // a slave learns its master's addresses
+	if ans.HasOrderTopics {
+		b.topics.UpdateOrderFlags(ans.OrderTopics)
 	}
 }

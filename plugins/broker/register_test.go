@@ -12,6 +12,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mqd/mqd/discovery"
+	_ "github.com/mqd/mqd/discovery/namesrv" // the default discovery mode
+	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
@@ -82,18 +86,33 @@ func deadAddr(t testing.TB) string {
 	return a
 }
 
-func TestNameServerAddrs(t *testing.T) {
-	got := nameServerAddrs(" a:1; ;http://b:2/;c:3;")
-	if len(got) != 3 || got[0] != "a:1" || got[1] != "b:2" || got[2] != "c:3" {
-		t.Fatalf("%q", got)
+// withNamesrvDiscovery gives a meta broker the default discovery mode,
+// discovery.namesrv, built from sets.
+func withNamesrvDiscovery(t *testing.T, b *Broker, sets ...string) {
+	t.Helper()
+	noProfile := func(string) ([]byte, error) { return []byte("{}"), nil }
+	cfg, err := config.Load(config.LoadOptions{Role: "broker", Env: []string{}, Sets: sets, ProfileSource: noProfile})
+	if err != nil {
+		t.Fatal(err)
 	}
+	m, err := kernel.Build(context.Background(), cfg, zerolog.Nop(), "discovery.namesrv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kernel.StartModule(m); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kernel.RetireModule(context.Background(), m) })
+	b.discovery = m.(discovery.Announcer)
 }
 
 func TestRegisterWithNameServers(t *testing.T) {
 	ns1, ns2 := startFakeNamesrv(t), startFakeNamesrv(t)
 	ns1.kv = map[string]string{"OrderedTopic": "broker-a:4"}
 	ns2.kv = ns1.kv
-	b := newMetaBroker(t, "", "broker.namesrvAddr="+ns1.addr+";"+deadAddr(t)+"; http://"+ns2.addr, "broker.brokerName=bn1")
+	sets := []string{"broker.namesrvAddr=" + ns1.addr + ";" + deadAddr(t) + "; http://" + ns2.addr, "broker.brokerName=bn1"}
+	b := newMetaBroker(t, "", sets...)
+	withNamesrvDiscovery(t, b, sets...)
 	b.addr = "127.0.0.1:10911"
 	b.nsClient = remoting.NewClient(remoting.ClientConfig{Logger: zerolog.New(io.Discard), DialTimeout: time.Second})
 	defer b.nsClient.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/mqd/mqd/protocols/remoting/body"
 	"github.com/mqd/mqd/storage/message"
 
+	_ "github.com/mqd/mqd/discovery/namesrv" // the default discovery mode
 	_ "github.com/mqd/mqd/storage/commitlog" // the default store engine
 )
 

@@ -126,16 +126,71 @@ const hostGoneCheck = time.Second
 // ServeReplication serves a replication-mode plugin until the host stops it
 // or goes away; it does not return.
 func ServeReplication(info Info, r Replication) {
-	serve(info, "ha", &replicationServer{impl: r})
+	repl := &replicationServer{impl: r}
+	serve(info, "ha", &pluginpb.GoPlugin{Replication: repl}, repl.impl.Configure, repl.reconsider)
 }
 
-func serve(info Info, kind string, repl *replicationServer) {
+// Registration is what a broker announces (REGISTER_BROKER's fields; Body
+// is the RegisterBrokerBody JSON with the broker's topic table).
+type Registration struct {
+	ClusterName, BrokerName, BrokerAddr, HAServerAddr string
+	BrokerID                                          int64
+	Body                                              []byte
+}
+
+// Answer is what the registry tells the broker: for a slave its master's
+// addresses; the order-topic table when the registry keeps one.
+type Answer struct {
+	MasterAddr, MasterHAAddr string
+	OrderTopics              map[string]string
+	HasOrderTopics           bool
+}
+
+// Discovery is a discovery-mode plugin: how a broker announces itself.
+type Discovery interface {
+	Configure(values map[string]string, dryRun bool) error
+	Announce(ctx context.Context, r Registration) (Answer, error)
+	Withdraw(ctx context.Context, r Registration) error
+}
+
+// ServeDiscovery serves a discovery plugin until the host stops it or goes
+// away; it does not return.
+func ServeDiscovery(info Info, d Discovery) {
+	serve(info, "discovery", &pluginpb.GoPlugin{Discovery: &discoveryServer{impl: d}}, d.Configure, nil)
+}
+
+type discoveryServer struct {
+	pluginpb.UnimplementedDiscoveryServer
+	impl Discovery
+}
+
+func registrationOf(r *pluginpb.Registration) Registration {
+	return Registration{ClusterName: r.GetClusterName(), BrokerName: r.GetBrokerName(), BrokerAddr: r.GetBrokerAddr(),
+		HAServerAddr: r.GetHaServerAddr(), BrokerID: r.GetBrokerId(), Body: r.GetBody()}
+}
+
+func (s *discoveryServer) Announce(ctx context.Context, r *pluginpb.Registration) (*pluginpb.Answer, error) {
+	a, err := s.impl.Announce(ctx, registrationOf(r))
+	if err != nil {
+		return nil, err
+	}
+	return &pluginpb.Answer{MasterAddr: a.MasterAddr, MasterHaAddr: a.MasterHAAddr, OrderTopics: a.OrderTopics, HasOrderTopics: a.HasOrderTopics}, nil
+}
+
+func (s *discoveryServer) Withdraw(ctx context.Context, r *pluginpb.Registration) (*pluginpb.WithdrawReply, error) {
+	if err := s.impl.Withdraw(ctx, registrationOf(r)); err != nil {
+		return nil, err
+	}
+	return &pluginpb.WithdrawReply{}, nil
+}
+
+// serve runs go-plugin with the Plugin service (Hello, and Configure
+// through configure; applied, when set, after new values were applied)
+// and the kind's service in gp.
+func serve(info Info, kind string, gp *pluginpb.GoPlugin, configure func(map[string]string, bool) error, applied func()) {
 	log := Logger(info.Name)
 	go watchHost(log)
-	gp := &pluginpb.GoPlugin{Plugin: &pluginServer{info: info, kind: kind, repl: repl}}
-	if repl != nil {
-		gp.Replication = repl
-	}
+	gp.Plugin = &pluginServer{info: info, kind: kind, configure: configure, applied: applied}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  pluginpb.Handshake(),
 		VersionedPlugins: map[int]plugin.PluginSet{pluginpb.ProtocolVersion: {pluginpb.GoPluginName: gp}},
@@ -159,9 +214,10 @@ func watchHost(log hclog.Logger) {
 
 type pluginServer struct {
 	pluginpb.UnimplementedPluginServer
-	info Info
-	kind string
-	repl *replicationServer
+	info      Info
+	kind      string
+	configure func(map[string]string, bool) error
+	applied   func()
 }
 
 func (s *pluginServer) Hello(context.Context, *pluginpb.HelloRequest) (*pluginpb.HelloReply, error) {
@@ -180,13 +236,11 @@ func (s *pluginServer) Configure(_ context.Context, req *pluginpb.ConfigureReque
 	for k, v := range req.GetValues() {
 		values[k] = v
 	}
-	if s.repl != nil {
-		if err := s.repl.impl.Configure(values, req.GetDryRun()); err != nil {
-			return nil, err
-		}
-		if !req.GetDryRun() {
-			s.repl.reconsider()
-		}
+	if err := s.configure(values, req.GetDryRun()); err != nil {
+		return nil, err
+	}
+	if !req.GetDryRun() && s.applied != nil {
+		s.applied()
 	}
 	return &pluginpb.ConfigureReply{}, nil
 }

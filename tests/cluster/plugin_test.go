@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -278,4 +280,55 @@ func TestQuorumSwapUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d sends, 0 failed, across 4 swaps", len(want))
 	consumeAll(t, c.NS(), topic, want, 90*time.Second)
+}
+
+var haAddrRe = regexp.MustCompile(`"haAddr":"([^"]+)"`)
+
+// TestStaticDiscovery: a SYNC_MASTER's slave that finds its master through
+// discovery.static, built in and out of process (plugins/staticdiscovery
+// installed as discovery.extstatic), with no name server telling it:
+// it replicates (sends get SEND_OK from the SYNC_MASTER) and copies the
+// master's topic configs.
+func TestStaticDiscovery(t *testing.T) {
+	for _, mode := range []string{"static", "extstatic"} {
+		t.Run(mode, func(t *testing.T) {
+			c := Start(t, Options{Mode: "sync", Namesrvs: 1, Brokers: []string{"broker-a"}})
+			m := c.Master("a")
+			ha := haAddrRe.FindStringSubmatch(m.Logs())
+			if ha == nil {
+				t.Fatal("no HA address in the master's log")
+			}
+			_, port, err := net.SplitHostPort(ha[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			haAddr := "127.0.0.1:" + port
+			extra := []string{"discovery.mode=" + mode, "namesrvAddr="}
+			if mode == "static" {
+				extra = append(extra, "discovery.static.masterAddr="+m.BrokerAddr, "discovery.static.masterHaAddr="+haAddr)
+			} else {
+				src := plugintest.Build(t, "./plugins/staticdiscovery", t.TempDir())
+				dir := filepath.Join(t.TempDir(), "plugins")
+				if code, out := runMQD(t, "plugin", "install", src, "--dir", dir); code != 0 {
+					t.Fatalf("install: exit %d\n%s", code, out)
+				}
+				extra = append(extra, "plugins.dir="+dir, "plugin.extstatic.masterAddr="+m.BrokerAddr, "plugin.extstatic.masterHaAddr="+haAddr)
+			}
+			s := c.AddBroker(t, "broker-a-s", "broker-a-s", extra...)
+			waitLog(t, m, "HA: slave accepted", 1, 30*time.Second)
+			topic := tests.UniqueName("STATIC_DISC")
+			c.CreateTopic(t, "a", topic, 4)
+			p := tests.NewProducer(t, c.NS(), producer.WithRetry(0))
+			if st := sendStatus(t, p, topic, "replicated"); st != primitive.SendOK {
+				t.Fatalf("SYNC_MASTER with a statically found slave: %v", st)
+			}
+			tests.WaitFor(t, 30*time.Second, func() bool {
+				data, _ := os.ReadFile(filepath.Join(c.Stores["broker-a-s"], "config", "topics.json"))
+				return strings.Contains(string(data), topic)
+			}, "the slave copied the master's topic configs")
+			if strings.Contains(s.Logs(), "register broker") {
+				t.Fatal("a statically configured slave tried to register with name servers")
+			}
+		})
+	}
 }

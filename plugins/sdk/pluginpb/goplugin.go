@@ -33,6 +33,7 @@ type GoPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Plugin      PluginServer
 	Replication ReplicationServer // kind "ha" only
+	Discovery   DiscoveryServer   // kind "discovery" only
 }
 
 // GRPCServer registers the plugin's services.
@@ -40,6 +41,9 @@ func (p *GoPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	RegisterPluginServer(s, p.Plugin)
 	if p.Replication != nil {
 		RegisterReplicationServer(s, p.Replication)
+	}
+	if p.Discovery != nil {
+		RegisterDiscoveryServer(s, p.Discovery)
 	}
 	return nil
 }

@@ -481,6 +481,198 @@ func (x *ReplicationPolicy) GetReason() string {
 	return ""
 }
 
+// Registration is REGISTER_BROKER's header fields and body.
+type Registration struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClusterName  string                 `protobuf:"bytes,1,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	BrokerName   string                 `protobuf:"bytes,2,opt,name=broker_name,json=brokerName,proto3" json:"broker_name,omitempty"`
+	BrokerAddr   string                 `protobuf:"bytes,3,opt,name=broker_addr,json=brokerAddr,proto3" json:"broker_addr,omitempty"`
+	HaServerAddr string                 `protobuf:"bytes,4,opt,name=ha_server_addr,json=haServerAddr,proto3" json:"ha_server_addr,omitempty"`
+	BrokerId     int64                  `protobuf:"varint,5,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	// body is the RegisterBrokerBody JSON (the topic table and its version).
+	Body          []byte `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Registration) Reset() {
+	*x = Registration{}
+	mi := &file_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Registration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Registration) ProtoMessage() {}
+
+func (x *Registration) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Registration.ProtoReflect.Descriptor instead.
+func (*Registration) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Registration) GetClusterName() string {
+	if x != nil {
+		return x.ClusterName
+	}
+	return ""
+}
+
+func (x *Registration) GetBrokerName() string {
+	if x != nil {
+		return x.BrokerName
+	}
+	return ""
+}
+
+func (x *Registration) GetBrokerAddr() string {
+	if x != nil {
+		return x.BrokerAddr
+	}
+	return ""
+}
+
+func (x *Registration) GetHaServerAddr() string {
+	if x != nil {
+		return x.HaServerAddr
+	}
+	return ""
+}
+
+func (x *Registration) GetBrokerId() int64 {
+	if x != nil {
+		return x.BrokerId
+	}
+	return 0
+}
+
+func (x *Registration) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+type Answer struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	MasterAddr   string                 `protobuf:"bytes,1,opt,name=master_addr,json=masterAddr,proto3" json:"master_addr,omitempty"`
+	MasterHaAddr string                 `protobuf:"bytes,2,opt,name=master_ha_addr,json=masterHaAddr,proto3" json:"master_ha_addr,omitempty"`
+	OrderTopics  map[string]string      `protobuf:"bytes,3,rep,name=order_topics,json=orderTopics,proto3" json:"order_topics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// has_order_topics: the registry keeps an order-topic table (an empty
+	// order_topics then means no topic is ordered).
+	HasOrderTopics bool `protobuf:"varint,4,opt,name=has_order_topics,json=hasOrderTopics,proto3" json:"has_order_topics,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Answer) Reset() {
+	*x = Answer{}
+	mi := &file_plugin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Answer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Answer) ProtoMessage() {}
+
+func (x *Answer) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Answer.ProtoReflect.Descriptor instead.
+func (*Answer) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Answer) GetMasterAddr() string {
+	if x != nil {
+		return x.MasterAddr
+	}
+	return ""
+}
+
+func (x *Answer) GetMasterHaAddr() string {
+	if x != nil {
+		return x.MasterHaAddr
+	}
+	return ""
+}
+
+func (x *Answer) GetOrderTopics() map[string]string {
+	if x != nil {
+		return x.OrderTopics
+	}
+	return nil
+}
+
+func (x *Answer) GetHasOrderTopics() bool {
+	if x != nil {
+		return x.HasOrderTopics
+	}
+	return false
+}
+
+type WithdrawReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawReply) Reset() {
+	*x = WithdrawReply{}
+	mi := &file_plugin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawReply) ProtoMessage() {}
+
+func (x *WithdrawReply) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawReply.ProtoReflect.Descriptor instead.
+func (*WithdrawReply) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{10}
+}
+
 var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
@@ -517,12 +709,34 @@ const file_plugin_proto_rawDesc = "" +
 	"\x11ReplicationPolicy\x12\x19\n" +
 	"\bmin_acks\x18\x01 \x01(\rR\aminAcks\x12\x1a\n" +
 	"\brequired\x18\x02 \x03(\tR\brequired\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\x96\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xca\x01\n" +
+	"\fRegistration\x12!\n" +
+	"\fcluster_name\x18\x01 \x01(\tR\vclusterName\x12\x1f\n" +
+	"\vbroker_name\x18\x02 \x01(\tR\n" +
+	"brokerName\x12\x1f\n" +
+	"\vbroker_addr\x18\x03 \x01(\tR\n" +
+	"brokerAddr\x12$\n" +
+	"\x0eha_server_addr\x18\x04 \x01(\tR\fhaServerAddr\x12\x1b\n" +
+	"\tbroker_id\x18\x05 \x01(\x03R\bbrokerId\x12\x12\n" +
+	"\x04body\x18\x06 \x01(\fR\x04body\"\x84\x02\n" +
+	"\x06Answer\x12\x1f\n" +
+	"\vmaster_addr\x18\x01 \x01(\tR\n" +
+	"masterAddr\x12$\n" +
+	"\x0emaster_ha_addr\x18\x02 \x01(\tR\fmasterHaAddr\x12I\n" +
+	"\forder_topics\x18\x03 \x03(\v2&.mqd.plugin.v1.Answer.OrderTopicsEntryR\vorderTopics\x12(\n" +
+	"\x10has_order_topics\x18\x04 \x01(\bR\x0ehasOrderTopics\x1a>\n" +
+	"\x10OrderTopicsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0f\n" +
+	"\rWithdrawReply2\x96\x01\n" +
 	"\x06Plugin\x12?\n" +
 	"\x05Hello\x12\x1b.mqd.plugin.v1.HelloRequest\x1a\x19.mqd.plugin.v1.HelloReply\x12K\n" +
 	"\tConfigure\x12\x1f.mqd.plugin.v1.ConfigureRequest\x1a\x1d.mqd.plugin.v1.ConfigureReply2X\n" +
 	"\vReplication\x12I\n" +
-	"\x06Policy\x12\x19.mqd.plugin.v1.Membership\x1a .mqd.plugin.v1.ReplicationPolicy(\x010\x01B)Z'github.com/mqd/mqd/plugins/sdk/pluginpbb\x06proto3"
+	"\x06Policy\x12\x19.mqd.plugin.v1.Membership\x1a .mqd.plugin.v1.ReplicationPolicy(\x010\x012\x92\x01\n" +
+	"\tDiscovery\x12>\n" +
+	"\bAnnounce\x12\x1b.mqd.plugin.v1.Registration\x1a\x15.mqd.plugin.v1.Answer\x12E\n" +
+	"\bWithdraw\x12\x1b.mqd.plugin.v1.Registration\x1a\x1c.mqd.plugin.v1.WithdrawReplyB)Z'github.com/mqd/mqd/plugins/sdk/pluginpbb\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -536,7 +750,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_plugin_proto_goTypes = []any{
 	(*HelloRequest)(nil),      // 0: mqd.plugin.v1.HelloRequest
 	(*HelloReply)(nil),        // 1: mqd.plugin.v1.HelloReply
@@ -546,23 +760,32 @@ var file_plugin_proto_goTypes = []any{
 	(*Membership)(nil),        // 5: mqd.plugin.v1.Membership
 	(*Slave)(nil),             // 6: mqd.plugin.v1.Slave
 	(*ReplicationPolicy)(nil), // 7: mqd.plugin.v1.ReplicationPolicy
-	nil,                       // 8: mqd.plugin.v1.ConfigureRequest.ValuesEntry
+	(*Registration)(nil),      // 8: mqd.plugin.v1.Registration
+	(*Answer)(nil),            // 9: mqd.plugin.v1.Answer
+	(*WithdrawReply)(nil),     // 10: mqd.plugin.v1.WithdrawReply
+	nil,                       // 11: mqd.plugin.v1.ConfigureRequest.ValuesEntry
+	nil,                       // 12: mqd.plugin.v1.Answer.OrderTopicsEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	2, // 0: mqd.plugin.v1.HelloReply.keys:type_name -> mqd.plugin.v1.ConfigKey
-	8, // 1: mqd.plugin.v1.ConfigureRequest.values:type_name -> mqd.plugin.v1.ConfigureRequest.ValuesEntry
-	6, // 2: mqd.plugin.v1.Membership.slaves:type_name -> mqd.plugin.v1.Slave
-	0, // 3: mqd.plugin.v1.Plugin.Hello:input_type -> mqd.plugin.v1.HelloRequest
-	3, // 4: mqd.plugin.v1.Plugin.Configure:input_type -> mqd.plugin.v1.ConfigureRequest
-	5, // 5: mqd.plugin.v1.Replication.Policy:input_type -> mqd.plugin.v1.Membership
-	1, // 6: mqd.plugin.v1.Plugin.Hello:output_type -> mqd.plugin.v1.HelloReply
-	4, // 7: mqd.plugin.v1.Plugin.Configure:output_type -> mqd.plugin.v1.ConfigureReply
-	7, // 8: mqd.plugin.v1.Replication.Policy:output_type -> mqd.plugin.v1.ReplicationPolicy
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2,  // 0: mqd.plugin.v1.HelloReply.keys:type_name -> mqd.plugin.v1.ConfigKey
+	11, // 1: mqd.plugin.v1.ConfigureRequest.values:type_name -> mqd.plugin.v1.ConfigureRequest.ValuesEntry
+	6,  // 2: mqd.plugin.v1.Membership.slaves:type_name -> mqd.plugin.v1.Slave
+	12, // 3: mqd.plugin.v1.Answer.order_topics:type_name -> mqd.plugin.v1.Answer.OrderTopicsEntry
+	0,  // 4: mqd.plugin.v1.Plugin.Hello:input_type -> mqd.plugin.v1.HelloRequest
+	3,  // 5: mqd.plugin.v1.Plugin.Configure:input_type -> mqd.plugin.v1.ConfigureRequest
+	5,  // 6: mqd.plugin.v1.Replication.Policy:input_type -> mqd.plugin.v1.Membership
+	8,  // 7: mqd.plugin.v1.Discovery.Announce:input_type -> mqd.plugin.v1.Registration
+	8,  // 8: mqd.plugin.v1.Discovery.Withdraw:input_type -> mqd.plugin.v1.Registration
+	1,  // 9: mqd.plugin.v1.Plugin.Hello:output_type -> mqd.plugin.v1.HelloReply
+	4,  // 10: mqd.plugin.v1.Plugin.Configure:output_type -> mqd.plugin.v1.ConfigureReply
+	7,  // 11: mqd.plugin.v1.Replication.Policy:output_type -> mqd.plugin.v1.ReplicationPolicy
+	9,  // 12: mqd.plugin.v1.Discovery.Announce:output_type -> mqd.plugin.v1.Answer
+	10, // 13: mqd.plugin.v1.Discovery.Withdraw:output_type -> mqd.plugin.v1.WithdrawReply
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -576,9 +799,9 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_plugin_proto_goTypes,
 		DependencyIndexes: file_plugin_proto_depIdxs,
