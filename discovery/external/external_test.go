@@ -44,4 +44,3 @@ func TestConformance(t *testing.T) {
 		return discoverytest.Registry{Announcer: m.(discovery.Announcer), MasterAddr: "127.0.0.1:10911", MasterHAAddr: "127.0.0.1:10912"}
 	})
 }
-

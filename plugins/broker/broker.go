@@ -35,8 +35,8 @@ type Broker struct {
 	log            zerolog.Logger
 	store          storage.Store
 
-	server   *remoting.Server
-	listener net.Listener
+	server    *remoting.Server
+	listener  net.Listener
 	nsClient  *remoting.Client    // to masters and clients (slave sync, relays)
 	discovery discovery.Announcer // how the broker announces itself (discovery.mode)
 

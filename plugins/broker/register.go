@@ -14,11 +14,11 @@ import (
 
 // Timing of the metadata services.
 const (
-	minRegisterPeriod   = 10 * time.Second
-	maxRegisterPeriod   = 60 * time.Second
-	clientScanPeriod    = 10 * time.Second
-	defaultOffsetFlush  = 5 * time.Second
-	masterSearchPeriod  = time.Second
+	minRegisterPeriod  = 10 * time.Second
+	maxRegisterPeriod  = 60 * time.Second
+	clientScanPeriod   = 10 * time.Second
+	defaultOffsetFlush = 5 * time.Second
+	masterSearchPeriod = time.Second
 )
 
 // startMetaServices registers with the name servers once (a name server that is
