@@ -2,6 +2,8 @@ package broker
 
 import (
 	"cmp"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,35 +25,78 @@ import (
 // nor readable, and every acknowledged message in it is lost to consumers.
 //
 // So at start, as a master:
-//   - every topic with queues in the store and no config gets one (all queues
-//     readable and writable, perm RW), and a config with fewer read queues
-//     than the store has is widened to them; both are persisted, registered
-//     and logged as a warning naming the topics;
-//   - every consumer group with committed offsets or a retry topic in the store
-//     and no subscription group gets the default one, likewise;
-//   - every committed offset beyond its queue's end is lowered to the end. A
-//     slave's offsets can be ahead of its log (an ASYNC_MASTER's consumers
-//     commit what the slave has not received yet); left as they are, the
+//   - promoted (the previous run of this store was a slave: config/lastRole)
+//     or with topics.json lost: every topic with queues in the store and no
+//     config gets one (all queues readable and writable, perm RW); promoted,
+//     a config with fewer read queues than the store holds is also widened
+//     (the slave's copy can predate the master's last updateTopic);
+//   - promoted or with subscriptionGroup.json lost: every consumer group with
+//     committed offsets or a retry topic in the store and no subscription
+//     group gets the default one;
+//   - always: every committed offset beyond its queue's end is lowered to the
+//     end. A slave's offsets can be ahead of its log (an ASYNC_MASTER's
+//     consumers commit what the slave has not received yet), and an ASYNC
+//     master's can be ahead of what a crash left; left as they are, the
 //     consumer would skip the messages written there next. A lower offset
 //     only redelivers.
+//
+// An ordinary restart of a master with its files does not adopt: a topic
+// shrunk with updateTopic keeps its queue counts, and a topic or group
+// deleted by an admin stays deleted even if its queues (or, after a crash,
+// its re-dispatched records) are still in the store. System topics and
+// groups (rmq_sys_*, the schedule and transaction topics, CID_RMQ_SYS_*) are
+// the broker's own business and never adopted. Each change is persisted and
+// logged as a warning naming the topics or groups.
 //
 // Delay offsets and the transaction checker's progress are clamped to their
 // queues by their own loaders (schedule.go, txcheck.go).
 //
 // What cannot be rebuilt: a topic's settings other than its queues (order,
-// filter type, flags, a narrower perm) revert to defaults, and a topic deleted
-// on the old master whose queues remain on the slave comes back (RocketMQ's
-// slaves keep a deleted topic's queues too); the warning names both kinds.
+// filter type, flags, a narrower perm) revert to defaults, and a topic
+// deleted on the old master whose queues remain on the slave comes back
+// (RocketMQ's slaves keep a deleted topic's queues too); the warning names
+// both kinds.
 
-// adoptStore runs the checks above; a slave skips them (its tables are its
-// master's, and slaveTopicConfig serves what they lack).
-func (b *Broker) adoptStore() {
-	if h := b.ha; h != nil && h.Role() == storage.RoleSlave {
-		return
+// lastRoleFile records, in the config directory, the role of the latest run
+// of this store: a master whose previous run was a slave was promoted.
+const lastRoleFile = "lastRole"
+
+// previousRole is the role of the store's previous run ("" when unknown:
+// an older store, or the first run).
+func (b *Broker) previousRole() string {
+	data, err := os.ReadFile(filepath.Join(b.configDir, lastRoleFile))
+	if err != nil {
+		return ""
 	}
-	b.adoptTopics()
-	b.adoptGroups()
-	b.clampOffsets()
+	return strings.TrimSpace(string(data))
+}
+
+// adoptStore runs the checks above and records this run's role; a slave
+// adopts nothing (its tables are its master's, and slaveTopicConfig serves
+// what they lack).
+func (b *Broker) adoptStore() {
+	role := ""
+	if h := b.ha; h != nil {
+		role = h.Role()
+	}
+	if role != storage.RoleSlave {
+		promoted := b.previousRole() == storage.RoleSlave
+		if promoted {
+			b.log.Warn().Msg("this store was last run by a slave: adopting what it replicated (docs/replication.md, \"Promoting a slave\")")
+		}
+		if promoted || !b.topics.loaded {
+			b.adoptTopics(promoted)
+		}
+		if promoted || !b.subGroups.loaded {
+			b.adoptGroups()
+		}
+		b.clampOffsets()
+	}
+	if role != "" {
+		if err := writeFileSafe(filepath.Join(b.configDir, lastRoleFile), []byte(role+"\n")); err != nil {
+			b.log.Warn().Err(err).Msg("record this run's role")
+		}
+	}
 }
 
 // queueCount is how many queues a topic needs to expose every queue the store has.
@@ -63,9 +108,12 @@ func queueCount(ids []int32) int32 {
 	return n
 }
 
-func (b *Broker) adoptTopics() {
+func (b *Broker) adoptTopics(widen bool) {
 	need := map[string]int32{}
 	for _, topic := range b.store.Topics() {
+		if isSystemTopic(topic) {
+			continue
+		}
 		if validateTopic(topic) != nil {
 			b.log.Warn().Str("topic", topic).Msg("the store has queues of a topic with an invalid name; left unserved")
 			continue
@@ -74,7 +122,7 @@ func (b *Broker) adoptTopics() {
 			need[topic] = n
 		}
 	}
-	created, widened := b.topics.adopt(need)
+	created, widened := b.topics.adopt(need, widen)
 	if len(created) > 0 {
 		b.log.Warn().Strs("topics", created).
 			Msg("topics in the store had no config (created shortly before a promoted slave's master died, or topics.json lost): " +
@@ -86,9 +134,10 @@ func (b *Broker) adoptTopics() {
 	}
 }
 
-// adopt gives every topic of need a config exposing at least that many read
-// queues, and returns the topics it created and those it widened.
-func (m *TopicConfigManager) adopt(need map[string]int32) (created, widened []string) {
+// adopt gives every topic of need without a config one with that many
+// queues and, with widen, raises the read queues of a config with fewer; it
+// returns the topics it created and those it widened.
+func (m *TopicConfigManager) adopt(need map[string]int32, widen bool) (created, widened []string) {
 	m.mu.Lock()
 	for topic, n := range need {
 		tc, ok := m.table[topic]
@@ -96,7 +145,7 @@ func (m *TopicConfigManager) adopt(need map[string]int32) (created, widened []st
 		case !ok:
 			m.table[topic] = body.NewTopicConfig(topic, n, n, body.PermRead|body.PermWrite)
 			created = append(created, topic)
-		case tc.ReadQueueNums < n:
+		case widen && tc.ReadQueueNums < n:
 			tc.ReadQueueNums = n
 			m.table[topic] = tc
 			widened = append(widened, topic)
@@ -117,7 +166,9 @@ func (m *TopicConfigManager) adopt(need map[string]int32) (created, widened []st
 func (b *Broker) adoptGroups() {
 	groups := map[string]struct{}{}
 	for _, k := range b.offsets.keys() {
-		groups[k.group] = struct{}{}
+		if !strings.HasPrefix(k.group, sysGroupPrefix) {
+			groups[k.group] = struct{}{}
+		}
 	}
 	for _, topic := range b.store.Topics() {
 		if g, ok := strings.CutPrefix(topic, retryTopicPrefix); ok {

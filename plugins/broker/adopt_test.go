@@ -8,11 +8,12 @@ import (
 	"github.com/mqd/mqd/protocols/remoting"
 )
 
-// TestAdoptStoreAtStart: a master whose topics.json and subscriptionGroup.json
-// are lost, and whose consumerOffset.json is ahead of its queues (as a slave's
-// copy of an ASYNC_MASTER's offsets can be), starts with configs rebuilt from
-// its consume queues, a default group for each consumer it has offsets or
-// retry messages of, and offsets lowered to the queues' ends.
+// TestAdoptStoreAtStart: a store last run by a slave (config/lastRole), now
+// started as master with metadata that lacks a topic, has a narrower copy of
+// another, no subscriptionGroup.json, and offsets ahead of its queues (as a
+// slave's copy of an ASYNC_MASTER's offsets can be), starts with the topic
+// rebuilt from its consume queues, the narrow one widened, a default group
+// for each consumer it has offsets or retry messages of, and offsets lowered to the queues' ends.
 func TestAdoptStoreAtStart(t *testing.T) {
 	dir := t.TempDir()
 	root := "store.storePathRootDir=" + dir
@@ -52,6 +53,10 @@ func TestAdoptStoreAtStart(t *testing.T) {
 		os.Remove(filepath.Join(cfg, f))
 		os.Remove(filepath.Join(cfg, f+".bak"))
 	}
+	// The previous run was a slave's: this start is a promotion.
+	if err := os.WriteFile(filepath.Join(cfg, lastRoleFile), []byte("SLAVE\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h2 := startDataBroker(t, root)
 	b := h2.b
 	for _, topic := range []string{"Adopted", "%RETRY%LostGroup"} {
@@ -70,6 +75,7 @@ func TestAdoptStoreAtStart(t *testing.T) {
 			t.Fatalf("group %s not adopted", g)
 		}
 	}
+
 	for _, c := range []struct {
 		topic string
 		q     int32
@@ -92,5 +98,50 @@ func TestAdoptStoreAtStart(t *testing.T) {
 	resp := h3.invoke(remoting.GetMaxOffset, map[string]string{"topic": "Adopted", "queueId": "7"}, nil)
 	if n, _ := resp.ExtInt64("offset"); resp.Code != remoting.Success || n != 1 {
 		t.Fatalf("max offset of Adopted/7: code %d, %d", resp.Code, n)
+	}
+}
+
+// TestOrdinaryRestartAdoptsNothing: a master restarted with its files keeps
+// a topic shrunk by updateTopic shrunk and a deleted topic and group deleted,
+// although the store still holds their queues; only offsets beyond a queue's
+// end are lowered.
+func TestOrdinaryRestartAdoptsNothing(t *testing.T) {
+	dir := t.TempDir()
+	root := "store.storePathRootDir=" + dir
+	h := startDataBroker(t, root)
+	for _, topic := range []string{"Shrunk", "Deleted"} {
+		resp := h.invoke(remoting.UpdateAndCreateTopic, map[string]string{"topic": topic, "readQueueNums": "8", "writeQueueNums": "8",
+			"perm": "6", "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false"}, nil)
+		if resp.Code != remoting.Success {
+			t.Fatalf("create %s: %d %s", topic, resp.Code, resp.Remark)
+		}
+		for q := range 8 {
+			h.send(topic, q, "", "x")
+		}
+	}
+	tc, _ := h.b.topics.Get("Shrunk")
+	tc.ReadQueueNums, tc.WriteQueueNums = 2, 2
+	if err := h.b.topics.Update(tc); err != nil {
+		t.Fatal(err)
+	}
+	h.b.topics.Delete("Deleted")
+	h.b.subGroups.FindOrCreate("GoneGroup")
+	h.b.offsets.Commit("GoneGroup", "Shrunk", 0, 1)
+	h.b.subGroups.Delete("GoneGroup")
+	h.b.offsets.Commit("G", "Shrunk", 1, 99)
+	h.stop()
+
+	b := startDataBroker(t, root).b
+	if tc, _ := b.topics.Get("Shrunk"); tc.ReadQueueNums != 2 || tc.WriteQueueNums != 2 {
+		t.Fatalf("Shrunk after a restart: %d/%d queues, want 2/2", tc.ReadQueueNums, tc.WriteQueueNums)
+	}
+	if _, ok := b.topics.Get("Deleted"); ok {
+		t.Fatal("a deleted topic came back")
+	}
+	if _, ok := b.subGroups.Get("GoneGroup"); ok {
+		t.Fatal("a deleted group came back")
+	}
+	if off, _ := b.offsets.Query("G", "Shrunk", 1); off != 1 {
+		t.Fatalf("offset beyond the queue's end: %d, want 1", off)
 	}
 }

@@ -74,7 +74,7 @@ func (h *haService) slaveSyncer() *slaveSyncer {
 // not up to slaveSyncInterval later, so that a master dying in between
 // leaves the config on this slave (docs/replication.md, "Promoting a slave").
 func (s *slaveSyncer) replicated(topic string) {
-	if s.b.topics.has(topic) {
+	if s.b.topics.has(topic) || isSystemTopic(topic) {
 		return
 	}
 	s.askedMu.Lock()

@@ -47,6 +47,8 @@ type SubscriptionGroupManager struct {
 	mu      sync.RWMutex
 	table   map[string]body.SubscriptionGroupConfig
 	version body.DataVersion
+	// loaded: subscriptionGroup.json (or its .bak) existed at start (adopt.go).
+	loaded bool
 
 	persistMu sync.Mutex
 }
@@ -60,9 +62,11 @@ func newSubscriptionGroupManager(b *Broker) (*SubscriptionGroupManager, error) {
 	for _, g := range systemGroups {
 		m.table[g] = body.NewSubscriptionGroupConfig(g)
 	}
-	if _, err := b.loadMeta(m.path, "subscription groups", m.decode); err != nil {
+	found, err := b.loadMeta(m.path, "subscription groups", m.decode)
+	if err != nil {
 		return nil, err
 	}
+	m.loaded = found
 	return m, nil
 }
 

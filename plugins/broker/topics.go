@@ -90,6 +90,8 @@ type TopicConfigManager struct {
 	// configVersion versions the broker's settings for GET_BROKER_CONFIG; they
 	// do not change while the broker runs.
 	configVersion body.DataVersion
+	// loaded: topics.json (or its .bak) existed at start (adopt.go).
+	loaded bool
 }
 
 func newTopicConfigManager(b *Broker) (*TopicConfigManager, error) {
@@ -105,6 +107,7 @@ func newTopicConfigManager(b *Broker) (*TopicConfigManager, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.loaded = found
 	if found {
 		b.log.Info().Int("topics", len(m.table)).Msg("topic configs loaded")
 	}
