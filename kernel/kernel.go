@@ -101,6 +101,22 @@ func RegisterModuleInfo(info ModuleInfo) error {
 	return nil
 }
 
+// ReplaceExternalModule replaces the registration of an out-of-process
+// plugin's module (a plugin reinstalled while mqd runs, found again on a
+// reload); a built-in module cannot be replaced.
+func ReplaceExternalModule(info ModuleInfo) error {
+	if info.External == "" || info.New == nil {
+		return fmt.Errorf("module %s: only an external module can be replaced", info.ID)
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if old, ok := registry[info.ID]; ok && old.External == "" {
+		return fmt.Errorf("module %s is built into mqd; the plugin %s cannot replace it", info.ID, info.External)
+	}
+	registry[info.ID] = info
+	return nil
+}
+
 // GetModule returns the registered module with the given ID.
 func GetModule(id ModuleID) (ModuleInfo, error) {
 	registryMu.RLock()

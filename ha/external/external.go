@@ -49,10 +49,10 @@ type Mode struct {
 	entry pluginhost.Entry
 
 	log     zerolog.Logger
-	values  map[string]string // the plugin's keys, without the plugin.<name>. prefix
+	values  map[string]string // the plugin's keys, without the plugin.<name>. prefix; under streamMu
 	timeout time.Duration
 	src     ha.Source
-	proc    *pluginhost.Process
+	proc    atomic.Pointer[pluginhost.Process] // set once started; read by the stream goroutines
 	waiters *ha.Waiters
 
 	policy atomic.Pointer[policy] // the plugin's current; nil while it has none
@@ -60,8 +60,11 @@ type Mode struct {
 	markCh atomic.Pointer[chan struct{}]
 	kick   chan struct{} // wakes watch: the policy changed
 
+	// streamMu guards the policy stream, its generation (a policy or an end
+	// from an older stream is ignored), the connection and values.
 	streamMu     sync.Mutex
 	streamCancel context.CancelFunc
+	streamGen    uint64
 	conn         *grpc.ClientConn
 
 	messages atomic.Int64 // host<->plugin messages (memberships sent, policies received)
@@ -132,13 +135,21 @@ func (m *Mode) Start() error {
 		m.watching.Wait()
 		return err
 	}
-	m.proc = proc
+	m.proc.Store(proc)
 	return nil
 }
 
 // started configures a (re)started plugin and opens its policy stream.
 func (m *Mode) started(ctx context.Context, conn *grpc.ClientConn) error {
-	if _, err := pluginpb.NewPluginClient(conn).Configure(ctx, &pluginpb.ConfigureRequest{Values: m.values}); err != nil {
+	select {
+	case <-m.stop:
+		return errors.New("the mode is stopping")
+	default:
+	}
+	m.streamMu.Lock()
+	values := m.values
+	m.streamMu.Unlock()
+	if _, err := pluginpb.NewPluginClient(conn).Configure(ctx, &pluginpb.ConfigureRequest{Values: values}); err != nil {
 		return fmt.Errorf("configure: %w", err)
 	}
 	sctx, cancel := context.WithCancel(context.Background())
@@ -151,10 +162,12 @@ func (m *Mode) started(ctx context.Context, conn *grpc.ClientConn) error {
 	if m.streamCancel != nil {
 		m.streamCancel()
 	}
+	m.streamGen++
+	gen := m.streamGen
 	m.streamCancel, m.conn = cancel, conn
 	m.streamMu.Unlock()
 	go m.sendMemberships(sctx, stream)
-	go m.receivePolicies(stream)
+	go m.receivePolicies(gen, stream)
 	return nil
 }
 
@@ -165,13 +178,28 @@ func (m *Mode) down(error) {
 		m.streamCancel()
 		m.streamCancel = nil
 	}
+	m.streamGen++ // whatever the old stream still delivers is ignored
 	m.conn = nil
+	m.policy.Store(nil)
 	m.streamMu.Unlock()
-	m.setPolicy(nil)
+	m.wake()
 }
 
-func (m *Mode) setPolicy(p *policy) {
-	m.policy.Store(p)
+// applyPolicy takes a policy from the stream of generation gen, unless a
+// newer stream (or the plugin's end) replaced it meanwhile.
+func (m *Mode) applyPolicy(gen uint64, p *policy) {
+	m.streamMu.Lock()
+	current := gen == m.streamGen
+	if current {
+		m.policy.Store(p)
+	}
+	m.streamMu.Unlock()
+	if current {
+		m.wake()
+	}
+}
+
+func (m *Mode) wake() {
 	select {
 	case m.kick <- struct{}{}:
 	default:
@@ -202,17 +230,37 @@ func (m *Mode) sendMemberships(ctx context.Context, stream pluginpb.Replication_
 	}
 }
 
-// receivePolicies applies each policy the plugin sends.
-func (m *Mode) receivePolicies(stream pluginpb.Replication_PolicyClient) {
+// receivePolicies applies each policy the plugin sends. A stream that ends
+// while it is still the current one (the plugin process lives on but
+// dropped it) leaves no policy in force: sends fail safe, and the plugin is
+// restarted so that a new stream opens.
+func (m *Mode) receivePolicies(gen uint64, stream pluginpb.Replication_PolicyClient) {
 	for {
 		p, err := stream.Recv()
 		if err != nil {
+			m.streamMu.Lock()
+			current := gen == m.streamGen
+			if current {
+				m.policy.Store(nil)
+			}
+			m.streamMu.Unlock()
+			if current {
+				m.wake()
+				select {
+				case <-m.stop:
+				default:
+					m.log.Error().Err(err).Msg("the plugin ended its policy stream; restarting it (sends fail safe meanwhile)")
+					if proc := m.proc.Load(); proc != nil {
+						proc.Restart()
+					}
+				}
+			}
 			return
 		}
 		m.messages.Add(1)
 		next := &policy{minAcks: int(p.GetMinAcks()), required: p.GetRequired(), reason: p.GetReason()}
 		m.log.Info().Int("minAcks", next.minAcks).Strs("required", next.required).Str("reason", next.reason).Msg("replication policy from the plugin")
-		m.setPolicy(next)
+		m.applyPolicy(gen, next)
 	}
 }
 
@@ -317,11 +365,15 @@ func (m *Mode) Reconfigure(ctx context.Context, next *config.Config, dryRun bool
 	if conn == nil {
 		return fmt.Errorf("plugin %s is not running; its keys can change once it is back", m.entry.Name)
 	}
+	if !dryRun {
+		// Set before the plugin applies them: a restart in between
+		// configures the new process with the new values too.
+		m.streamMu.Lock()
+		m.values = values
+		m.streamMu.Unlock()
+	}
 	if _, err := pluginpb.NewPluginClient(conn).Configure(ctx, &pluginpb.ConfigureRequest{Values: values, DryRun: dryRun}); err != nil {
 		return fmt.Errorf("plugin %s refused its keys: %w", m.entry.Name, err)
-	}
-	if !dryRun {
-		m.values = values // a restarted plugin gets them too
 	}
 	return nil
 }
@@ -338,8 +390,8 @@ type Status struct {
 // Status reports the plugin and its policy.
 func (m *Mode) Status() Status {
 	st := Status{Messages: m.messages.Load(), Mark: m.mark.Load(), Policy: "none (plugin down or not answered yet)"}
-	if m.proc != nil {
-		st.Plugin = m.proc.Status()
+	if proc := m.proc.Load(); proc != nil {
+		st.Plugin = proc.Status()
 	}
 	if p := m.policy.Load(); p != nil {
 		st.Policy, st.MinAcks = p.reason, p.minAcks
@@ -355,10 +407,12 @@ func (m *Mode) Stop(kernel.StopContext) error {
 	m.waiters.Stop()
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.watching.Wait()
-	m.down(nil)
-	if m.proc != nil {
-		m.proc.Stop()
+	// The plugin first (no restart can open a stream after this), then
+	// its stream.
+	if proc := m.proc.Load(); proc != nil {
+		proc.Stop()
 	}
+	m.down(nil)
 	return nil
 }
 

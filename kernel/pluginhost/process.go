@@ -303,6 +303,18 @@ func (p *Process) fail(err error) {
 	}
 }
 
+// Restart ends the running plugin process; the supervisor starts it again
+// as after a crash (a module calls it when the plugin misbehaves without
+// exiting, e.g. drops its stream).
+func (p *Process) Restart() {
+	p.mu.Lock()
+	r := p.cur
+	p.mu.Unlock()
+	if r != nil && r.pc != nil {
+		r.pc.Kill()
+	}
+}
+
 // Stop ends supervision and the plugin process.
 func (p *Process) Stop() {
 	select {

@@ -16,7 +16,7 @@ type KindFactory func(dir string, e Entry) kernel.Module
 var (
 	kindsMu    sync.Mutex
 	kinds      = map[string]KindFactory{}
-	registered = map[string]bool{} // module IDs registered from a manifest
+	registered = map[string]string{} // module ID -> path and SHA-256 of the entry registered
 )
 
 // RegisterKind is called by a kind's adapter package from init.
@@ -40,23 +40,30 @@ func RegisterInstalled(dir string) ([]Entry, error) {
 	kindsMu.Lock()
 	defer kindsMu.Unlock()
 	for _, e := range m.Plugins {
-		if registered[e.ModuleID()] {
+		was, seen := registered[e.ModuleID()]
+		now := e.Path(dir) + "@" + e.SHA256
+		if seen && was == now {
 			continue
 		}
 		f, ok := kinds[e.Kind]
 		if !ok {
 			return nil, fmt.Errorf("plugin %s is of kind %q, which this mqd cannot host", e.Name, e.Kind)
 		}
-		mod := f(dir, e)
-		info := mod.MQDModule()
-		if err := kernel.RegisterModuleInfo(info); err != nil {
+		info := f(dir, e).MQDModule()
+		register := kernel.RegisterModuleInfo
+		if seen { // reinstalled since: modules built from now on use the new entry
+			register = kernel.ReplaceExternalModule
+		}
+		if err := register(info); err != nil {
 			return nil, fmt.Errorf("plugin %s: %w", e.Name, err)
 		}
 		for _, k := range e.Keys {
-			config.Register(config.Key{Path: e.KeyPath(k.Name), Default: k.Default, Live: true,
-				Doc: k.Doc + " (plugin " + e.Name + ")"})
+			if _, known := config.Lookup(e.KeyPath(k.Name)); !known {
+				config.Register(config.Key{Path: e.KeyPath(k.Name), Default: k.Default, Live: true,
+					Doc: k.Doc + " (plugin " + e.Name + ")"})
+			}
 		}
-		registered[e.ModuleID()] = true
+		registered[e.ModuleID()] = now
 	}
 	return m.Plugins, nil
 }

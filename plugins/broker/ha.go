@@ -44,9 +44,11 @@ func init() {
 
 // haService is the broker's replication state.
 type haService struct {
-	b    *Broker
-	log  zerolog.Logger
-	cfg  *config.Config
+	b   *Broker
+	log zerolog.Logger
+	// cfg is the configuration modes are built from: the start's, then each
+	// applied reload's (swaps read it from admin requests concurrently).
+	cfg  atomic.Pointer[config.Config]
 	opts ha.Options
 
 	slaveRead    bool
@@ -73,7 +75,8 @@ type haService struct {
 
 // provisionHA reads the ha.* keys and builds the replication mode of a master.
 func (b *Broker) provisionHA(ctx kernel.Context) error {
-	h := &haService{b: b, log: b.log, cfg: ctx.Config, opts: ha.DefaultOptions()}
+	h := &haService{b: b, log: b.log, opts: ha.DefaultOptions()}
+	h.cfg.Store(ctx.Config)
 	if err := ctx.Config.Unmarshal("ha", &h.opts); err != nil {
 		return fmt.Errorf("ha options: %w", err)
 	}
@@ -334,7 +337,7 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 	if err != nil {
 		return kernel.SwapReport{}, err
 	}
-	return b.swapMode(ctx, id)
+	return b.swapMode(ctx, id, h.cfg.Load())
 }
 
 // SwapMode switches a running master to another replication mode: a
@@ -356,10 +359,11 @@ func (b *Broker) SwapMode(ctx context.Context, mode string) (kernel.SwapReport, 
 	if err != nil {
 		return kernel.SwapReport{}, err
 	}
-	return b.swapMode(ctx, id)
+	return b.swapMode(ctx, id, b.ha.cfg.Load())
 }
 
-func (b *Broker) swapMode(ctx context.Context, id kernel.ModuleID) (kernel.SwapReport, error) {
+// swapMode swaps to module id built from cfg.
+func (b *Broker) swapMode(ctx context.Context, id kernel.ModuleID, cfg *config.Config) (kernel.SwapReport, error) {
 	h := b.ha
 	if h.slot == nil {
 		return kernel.SwapReport{}, fmt.Errorf("replication mode -> %s: this broker has no replication (store engine)", id)
@@ -370,7 +374,7 @@ func (b *Broker) swapMode(ctx context.Context, id kernel.ModuleID) (kernel.SwapR
 	if id == cur {
 		return kernel.SwapReport{Slot: "ha", From: cur, To: cur}, nil
 	}
-	m, err := kernel.Build(ctx, h.cfg, h.log.With().Str("module", string(id)).Logger(), id)
+	m, err := kernel.Build(ctx, cfg, h.log.With().Str("module", string(id)).Logger(), id)
 	if err != nil {
 		return kernel.SwapReport{}, fmt.Errorf("build %s: %w", id, err)
 	}

@@ -128,10 +128,11 @@ func (b *Broker) ApplyReload(ctx context.Context, next *config.Config, keys []st
 	if plan.swapTo != "" {
 		swapCtx, cancel := context.WithTimeout(ctx, b.ha.opts.CatchUp()+b.ha.syncTimeout+10*time.Second)
 		defer cancel()
-		prev := b.ha.cfg
-		b.ha.cfg = next // the new mode is built from the new keys
-		if rep, err := b.SwapMode(swapCtx, plan.swapTo); err != nil && !rep.Switched {
-			b.ha.cfg = prev
+		id, err := ha.ModuleForMode(plan.swapTo)
+		if err != nil {
+			return err
+		}
+		if rep, err := b.swapMode(swapCtx, id, next); err != nil && !rep.Switched { // built from the new keys
 			return err
 		}
 	}
@@ -146,7 +147,7 @@ func (b *Broker) ApplyReload(ctx context.Context, next *config.Config, keys []st
 		}
 	}
 	if b.ha != nil {
-		b.ha.cfg = next
+		b.ha.cfg.Store(next)
 	}
 	if plan.live != nil {
 		b.liveCfg.Store(plan.live)

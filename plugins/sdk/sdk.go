@@ -82,7 +82,6 @@ type Key struct {
 // Membership is the master's set of connected slaves.
 type Membership struct {
 	Slaves []Slave
-	LogEnd int64 // the master's commit-log end when it was sent
 }
 
 // Slave is one connected slave.
@@ -281,7 +280,11 @@ func (s *replicationServer) Policy(stream pluginpb.Replication_PolicyServer) err
 				errc <- err
 				return
 			}
-			in <- m
+			select {
+			case in <- m:
+			case <-stream.Context().Done(): // Policy returned
+				return
+			}
 		}
 	}()
 	var cur *Membership
@@ -291,7 +294,7 @@ func (s *replicationServer) Policy(stream pluginpb.Replication_PolicyServer) err
 		case err := <-errc:
 			return err
 		case pm := <-in:
-			m := Membership{LogEnd: pm.GetLogEnd()}
+			var m Membership
 			for _, sl := range pm.GetSlaves() {
 				m.Slaves = append(m.Slaves, Slave{Addr: sl.GetAddr(), Confirmed: sl.GetConfirmed()})
 			}

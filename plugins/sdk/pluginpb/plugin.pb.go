@@ -310,10 +310,8 @@ func (*ConfigureReply) Descriptor() ([]byte, []int) {
 }
 
 type Membership struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Slaves []*Slave               `protobuf:"bytes,1,rep,name=slaves,proto3" json:"slaves,omitempty"`
-	// log_end is the master's commit-log end when the membership was sent.
-	LogEnd        int64 `protobuf:"varint,2,opt,name=log_end,json=logEnd,proto3" json:"log_end,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Slaves        []*Slave               `protobuf:"bytes,1,rep,name=slaves,proto3" json:"slaves,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,13 +351,6 @@ func (x *Membership) GetSlaves() []*Slave {
 		return x.Slaves
 	}
 	return nil
-}
-
-func (x *Membership) GetLogEnd() int64 {
-	if x != nil {
-		return x.LogEnd
-	}
-	return 0
 }
 
 type Slave struct {
@@ -698,11 +689,10 @@ const file_plugin_proto_rawDesc = "" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x10\n" +
-	"\x0eConfigureReply\"S\n" +
+	"\x0eConfigureReply\"@\n" +
 	"\n" +
 	"Membership\x12,\n" +
-	"\x06slaves\x18\x01 \x03(\v2\x14.mqd.plugin.v1.SlaveR\x06slaves\x12\x17\n" +
-	"\alog_end\x18\x02 \x01(\x03R\x06logEnd\"9\n" +
+	"\x06slaves\x18\x01 \x03(\v2\x14.mqd.plugin.v1.SlaveR\x06slavesJ\x04\b\x02\x10\x03\"9\n" +
 	"\x05Slave\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1c\n" +
 	"\tconfirmed\x18\x02 \x01(\x03R\tconfirmed\"b\n" +

@@ -178,7 +178,7 @@ func pluginListCommand(sys IO) *cobra.Command {
 					}
 					since = time.UnixMilli(st.Since).Format(time.RFC3339)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Kind, e.ModuleID(), e.Version, e.SHA256[:12],
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Kind, e.ModuleID(), e.Version, e.SHA256[:min(12, len(e.SHA256))],
 					state, pid, crashes, restarts, since, orDash(st.LastError))
 			}
 			return w.Flush()
