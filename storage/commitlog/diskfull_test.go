@@ -154,7 +154,19 @@ func diskFull(t *testing.T, flush string) {
 		t.Fatalf("the filler (%d bytes) is smaller than what %d messages may need once space returns (%d)", fillerSize, acked, need)
 	}
 	// Take the last free blocks too: now no store file at all can be created.
-	fillUp(t, filepath.Join(mnt, "filler2"))
+	// Not while a commit-log preallocation or an index reservation is under
+	// way: fallocate holds the blocks it got until it fails, then gives them
+	// back, and those would be free again after the fill.
+	func() {
+		s.putMu.Lock()
+		defer s.putMu.Unlock()
+		if p := s.cl.next; p != nil {
+			<-p.done
+		}
+		s.idx.mu.Lock()
+		defer s.idx.mu.Unlock()
+		fillUp(t, filepath.Join(mnt, "filler2"))
+	}()
 	for i := range 20 {
 		if r := put(topic, acked+i); r.Status != storage.PutDiskFull {
 			t.Fatalf("put on a full disk: %v %v; want DISK_FULL", r.Status, r.Err)
