@@ -14,6 +14,9 @@ import (
 // transactions stay UNKNOWN, so the broker checks them back, and the listener
 // verifies each check against what the message body says it should see.
 func TestTransactionAgainstCluster(t *testing.T) {
+	if raceEnabled {
+		t.Skip("rocketmq-client-go has data races of its own (see raceEnabled)")
+	}
 	c := tests.StartCluster(t, tests.ClusterOptions{Broker: []string{"broker.metricsAddr="}})
 	topic := tests.UniqueName("BenchTx")
 	tests.NewAdmin(t, c.NameSrvAddr).CreateTopic(c.BrokerAddr, topic, 4)

@@ -278,6 +278,9 @@ func TestGoClientGroup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real client, several seconds")
 	}
+	if raceEnabled {
+		t.Skip("rocketmq-client-go has data races of its own (see raceEnabled)")
+	}
 	rlog.SetLogLevel("error")
 	noProfile := func(string) ([]byte, error) { return []byte("{}"), nil }
 	nscfg, err := config.Load(config.LoadOptions{Role: "namesrv", Env: []string{}, ProfileSource: noProfile,

@@ -220,8 +220,28 @@ func TestRouteTableAdmin(t *testing.T) {
 	}
 }
 
+// TestRouteTableConcurrent reads routes while one broker keeps registering
+// and losing its connection: every read sees either no route or the whole
+// one (under -race, also that the table is properly locked).
 func TestRouteTableConcurrent(t *testing.T) {
 	rt := NewRouteTable(zerolog.Nop())
+	const want = `{"brokerDatas":[{"brokerAddrs":{0:"h:1"},"brokerName":"a","cluster":"c"}],"filterServerTable":{},` +
+		`"queueDatas":[{"brokerName":"a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}`
+	wantCluster := &body.ClusterInfo{
+		BrokerAddrTable:  map[string]body.BrokerData{"a": {BrokerAddrs: map[int64]string{0: "h:1"}, BrokerName: "a", Cluster: "c"}},
+		ClusterAddrTable: map[string][]string{"c": {"a"}},
+	}
+	check := func() {
+		t.Helper()
+		buf, ok := rt.AppendRoute(nil, "T", "", body.FastjsonKeys)
+		if ok && string(buf) != want {
+			t.Fatalf("route\n got %s\nwant %s", buf, want)
+		}
+		ci := rt.ClusterInfo()
+		if (len(ci.BrokerAddrTable) != 0 || len(ci.ClusterAddrTable) != 0) && !reflect.DeepEqual(ci, wantCluster) {
+			t.Fatalf("cluster info %+v", ci)
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -233,16 +253,19 @@ func TestRouteTableConcurrent(t *testing.T) {
 			}
 		}
 	}()
-	var buf []byte
-	for {
+	for running := true; running; {
 		select {
 		case <-done:
-			return
+			running = false
 		default:
 		}
-		buf, _ = rt.AppendRoute(buf[:0], "T", "", body.FastjsonKeys)
-		rt.ClusterInfo()
+		check()
 	}
+	// The last registration (1999) kept its connection.
+	if _, ok := rt.AppendRoute(nil, "T", "", body.FastjsonKeys); !ok {
+		t.Fatal("no route after the last registration")
+	}
+	check()
 }
 
 func TestScanClosesExpiredChannels(t *testing.T) {

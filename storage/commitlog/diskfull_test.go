@@ -109,8 +109,15 @@ func diskFull(t *testing.T, flush string) {
 	if mnt == "" {
 		return
 	}
+	// The filler is the space that returns later. It must cover what the
+	// store may need then: index files for every message (the indexer trails
+	// the put loop by any amount, more so on a busy machine, cannot create
+	// files while the disk is full, and takes the freed space as it catches
+	// up), a commit-log file and its preallocated successor, and
+	// consume-queue files. Checked below once the message count is known.
+	const fillerSize = 768 << 10
 	filler := filepath.Join(mnt, "filler")
-	writeFile(t, filler, make([]byte, 256<<10))
+	writeFile(t, filler, make([]byte, fillerSize))
 	opts := storetest.Options(mnt)
 	opts.FlushDiskType = flush
 	opts.MaxIndexNum = 1000
@@ -135,8 +142,31 @@ func diskFull(t *testing.T, flush string) {
 		t.Fatalf("put %d on a full disk: %v %v; want DISK_FULL with ENOSPC", acked, full.Status, full.Err)
 	}
 	t.Logf("%d messages filled the file system: %v", acked, full.Err)
+	// Space returning must be enough for the index of the acked messages and
+	// the 102 put after (101 in S12, one in S12new), two commit-log files and
+	// three consume-queue files, rounded to pages as the file system counts.
+	page := int64(os.Getpagesize())
+	pages := func(n int64) int64 { return (n + page - 1) / page * page }
+	indexFiles := int64(acked+102)/int64(opts.MaxIndexNum-1) + 1
+	need := indexFiles*pages(indexFileSize(opts.MaxHashSlotNum, opts.MaxIndexNum)) +
+		2*pages(opts.MappedFileSizeCommitLog) + 3*pages(opts.MappedFileSizeConsumeQueue)
+	if need > fillerSize {
+		t.Fatalf("the filler (%d bytes) is smaller than what %d messages may need once space returns (%d)", fillerSize, acked, need)
+	}
 	// Take the last free blocks too: now no store file at all can be created.
-	fillUp(t, filepath.Join(mnt, "filler2"))
+	// Not while a commit-log preallocation or an index reservation is under
+	// way: fallocate holds the blocks it got until it fails, then gives them
+	// back, and those would be free again after the fill.
+	func() {
+		s.putMu.Lock()
+		defer s.putMu.Unlock()
+		if p := s.cl.next; p != nil {
+			<-p.done
+		}
+		s.idx.mu.Lock()
+		defer s.idx.mu.Unlock()
+		fillUp(t, filepath.Join(mnt, "filler2"))
+	}()
 	for i := range 20 {
 		if r := put(topic, acked+i); r.Status != storage.PutDiskFull {
 			t.Fatalf("put on a full disk: %v %v; want DISK_FULL", r.Status, r.Err)

@@ -171,14 +171,20 @@ func cleanRestartTime(t *testing.T, total int64) {
 // start at or after off.
 func waitCheckpoint(t *testing.T, s *Store, off int64) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); s.cp.recoveryStart() < off; time.Sleep(5 * time.Millisecond) {
+	// The file, not s.cp: memory is updated before the file is written.
+	persisted := func() int64 {
+		cp, err := openCheckpoint(s.opts.CheckpointPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cp.close()
+		return cp.recoveryStart()
+	}
+	for deadline := time.Now().Add(30 * time.Second); persisted() < off; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("checkpoint recovery start %d, want at least %d", s.cp.recoveryStart(), off)
+			t.Fatalf("checkpoint file's recovery start %d, want at least %d", persisted(), off)
 		}
 	}
-	// recoveryStart reads memory; the file is written right after, on the
-	// same round: one more round makes sure it is on disk.
-	time.Sleep(50 * time.Millisecond)
 }
 
 func checkpointOpts(t *testing.T) storage.Options {
