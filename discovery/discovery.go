@@ -2,8 +2,10 @@
 // announces itself and learns what its registry tells it (its master's
 // addresses, the order-topic table): the Announcer interface, the
 // registration it carries, and the discovery.mode key that picks the module.
-// Built-ins: discovery.namesrv (RocketMQ name servers, the default) and
-// discovery.static (a fixed master from config; no registry). An installed
+// Built-ins: discovery.namesrv (RocketMQ name servers, the default),
+// discovery.static (a fixed master from config; no registry) and
+// discovery.nats (a NATS JetStream key-value bucket that name servers watch:
+// the Watcher side). An installed
 // discovery plugin is module discovery.<name> (discovery/external).
 // discovery/discoverytest is the conformance suite. docs/architecture.md,
 // "Plugin kinds", and docs/plugins.md describe them.
@@ -56,6 +58,24 @@ type Announcer interface {
 	Withdraw(ctx context.Context, r *Registration) error
 }
 
+// Watcher is a discovery mode on the name server's side: the registrations
+// brokers announced to it, delivered as they come (a name server serves
+// routes from them as from REGISTER_BROKER). Implementations are modules.
+type Watcher interface {
+	kernel.Module
+	// Watch delivers every current registration, then each change, until
+	// ctx ends. It keeps trying while the registry is unreachable.
+	Watch(ctx context.Context, sink Sink)
+}
+
+// Sink receives what a Watcher sees.
+type Sink interface {
+	// Put is a registration announced (again).
+	Put(r *Registration)
+	// Delete is a registration withdrawn.
+	Delete(r *Registration)
+}
+
 // ErrNoRegistry: the mode has nowhere to announce (no name server set).
 var ErrNoRegistry = errors.New("discovery: no registry configured")
 
@@ -67,5 +87,5 @@ func ModuleFor(mode string) kernel.ModuleID { return kernel.ModuleID("discovery.
 
 func init() {
 	config.Register(config.Key{Path: ModeKey, Default: "namesrv",
-		Doc: "how a broker announces itself: namesrv (RocketMQ name servers), static (a fixed master, no registry) or an installed discovery plugin's name"})
+		Doc: "how brokers announce themselves and name servers learn of them: namesrv (REGISTER_BROKER to the name servers), nats (a JetStream key-value bucket), static (a fixed master, no registry) or an installed discovery plugin's name"})
 }

@@ -230,7 +230,7 @@ func (m *Module) readyz(w http.ResponseWriter) {
 }
 
 // secretKeys are never shown by /config.
-var secretKeys = map[string]bool{"admin.token": true}
+var secretKeys = map[string]bool{"admin.token": true, "discovery.nats.password": true, "discovery.nats.token": true}
 
 func (m *Module) config(w http.ResponseWriter) {
 	type entry struct {

@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/mqd/mqd/discovery/external" // discovery.<name> of every installed discovery plugin
 	_ "github.com/mqd/mqd/discovery/namesrv"  // discovery.namesrv
+	_ "github.com/mqd/mqd/discovery/nats"     // discovery.nats
 	_ "github.com/mqd/mqd/discovery/static"   // discovery.static
 	_ "github.com/mqd/mqd/ha"                 // ha.async, ha.sync
 	_ "github.com/mqd/mqd/ha/external"        // ha.<name> of every installed replication plugin

@@ -7,6 +7,7 @@
 package namesrv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mqd/mqd/discovery"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
 func init() { kernel.RegisterModule(new(Namesrv)) }
@@ -31,6 +34,9 @@ type Namesrv struct {
 
 	server   *remoting.Server
 	listener net.Listener
+	// watcher delivers registrations announced through a registry other
+	// than REGISTER_BROKER (discovery.mode=nats); nil otherwise.
+	watcher discovery.Watcher
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -48,6 +54,19 @@ func (n *Namesrv) Provision(ctx kernel.Context) error {
 	if ctx.Config != nil {
 		if err := ctx.Config.Unmarshal("namesrv", &cfg); err != nil {
 			return fmt.Errorf("namesrv config: %w", err)
+		}
+		// A discovery mode with a registry to watch feeds the routes too;
+		// REGISTER_BROKER is served whatever the mode.
+		if mode := ctx.Config.String(discovery.ModeKey); mode != "" && mode != "namesrv" {
+			if info, err := kernel.GetModule(discovery.ModuleFor(mode)); err == nil {
+				if _, watches := info.New().(discovery.Watcher); watches {
+					m, err := ctx.LoadModule(info.ID)
+					if err != nil {
+						return err
+					}
+					n.watcher = m.(discovery.Watcher)
+				}
+			}
 		}
 	}
 	return n.provision(cfg, ctx.Logger)
@@ -101,6 +120,20 @@ func (n *Namesrv) Start() error {
 		defer n.wg.Done()
 		n.scanLoop()
 	}()
+	if n.watcher != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		n.wg.Add(2)
+		go func() {
+			defer n.wg.Done()
+			<-n.stop
+			cancel()
+		}()
+		go func() {
+			defer n.wg.Done()
+			n.watcher.Watch(ctx, watchSink{n})
+		}()
+		n.log.Info().Str("mode", string(n.watcher.MQDModule().ID)).Msg("serving routes from the discovery registry too")
+	}
 	n.log.Info().Str("role", "namesrv").Str("addr", ln.Addr().String()).Msg("listening")
 	return nil
 }
@@ -180,5 +213,33 @@ func (n *Namesrv) scanOnce(now time.Time) {
 		if rb.Channel != nil {
 			rb.Channel.Close()
 		}
+	}
+}
+
+// watchSink turns what a discovery registry delivers into registrations of
+// the route table, as REGISTER_BROKER and UNREGISTER_BROKER would.
+type watchSink struct{ n *Namesrv }
+
+func (w watchSink) Put(r *discovery.Registration) {
+	reg := Registration{Cluster: r.ClusterName, BrokerName: r.BrokerName, BrokerAddr: r.BrokerAddr,
+		BrokerID: r.BrokerID, HAServerAddr: r.HAServerAddr}
+	if len(r.Body) > 0 {
+		rb, err := body.DecodeRegisterBrokerBody(r.Body, false)
+		if err != nil {
+			w.n.log.Warn().Err(err).Str("brokerAddr", r.BrokerAddr).Msg("bad registration from the discovery registry; ignored")
+			return
+		}
+		reg.Topics, reg.FilterServers = rb.TopicConfigSerializeWrapper, rb.FilterServerList
+	}
+	if res := w.n.routes.Register(reg, time.Now()); res.New {
+		w.n.log.Info().Str("cluster", reg.Cluster).Str("brokerName", reg.BrokerName).Int64("brokerId", reg.BrokerID).
+			Str("brokerAddr", reg.BrokerAddr).Int("topics", len(reg.Topics.TopicConfigTable)).Msg("broker registered (discovery registry)")
+	}
+}
+
+func (w watchSink) Delete(r *discovery.Registration) {
+	if w.n.routes.Unregister(r.ClusterName, r.BrokerName, r.BrokerAddr, r.BrokerID) {
+		w.n.log.Info().Str("brokerName", r.BrokerName).Int64("brokerId", r.BrokerID).Str("brokerAddr", r.BrokerAddr).
+			Msg("broker unregistered (discovery registry)")
 	}
 }
