@@ -20,6 +20,16 @@ const (
 	RoleSlave       = "SLAVE"
 )
 
+// EngineModule is the module of a store.engine value: a module ID, or a
+// short name ("badger" is storage.badger).
+func EngineModule(engine string) string {
+	engine = strings.TrimSpace(engine)
+	if engine != "" && !strings.Contains(engine, ".") {
+		return "storage." + engine
+	}
+	return engine
+}
+
 // DefaultEngine is the store module used unless store.engine says otherwise.
 const DefaultEngine = "storage.commitlog"
 
@@ -131,7 +141,7 @@ func init() {
 		return config.Key{Path: "store." + name, Role: "broker", RocketMQ: append([]string{name}, old...), Default: def, Doc: doc}
 	}
 	config.Register(
-		config.Key{Path: "store.engine", Default: d.Engine, Doc: "store engine module (storage.commitlog, the only engine so far)"},
+		config.Key{Path: "store.engine", Default: d.Engine, Doc: "store engine: commitlog (storage.commitlog, RocketMQ's on-disk layout) or badger (storage.badger, a Badger key-value store)"},
 		k("storePathRootDir", d.StorePathRootDir, "root directory of the store"),
 		k("storePathCommitLog", "", "commit log directory (empty: <storePathRootDir>/commitlog)"),
 		k("storePathConsumeQueue", "", "consume queue directory (empty: <storePathRootDir>/consumequeue; a 3.x key honoured by mqd)"),

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -95,14 +96,35 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	return c
 }
 
+// EngineEnv names the environment variable that runs the suite's brokers on
+// another store engine (store.engine, e.g. badger); empty: the default.
+// tests/engines runs the whole suite once more that way.
+const EngineEnv = "MQD_TEST_ENGINE"
+
+// Engine is the store engine the suite's brokers run on ("" for the default).
+func Engine() string { return os.Getenv(EngineEnv) }
+
+// RequireReplication skips a test of master/slave replication when the
+// suite runs on an engine that cannot replicate (storage.Replicable).
+func RequireReplication(t testing.TB) {
+	t.Helper()
+	if e := Engine(); e == "badger" || e == "storage.badger" {
+		t.Skipf("store engine %s cannot replicate", e)
+	}
+}
+
 // startBroker starts the broker kernel; port 0 lets the OS choose.
 func (c *Cluster) startBroker(port int) error {
-	sets := append([]string{
+	sets := []string{
 		"broker.listenPort=" + strconv.Itoa(port),
 		"broker.brokerIP1=127.0.0.1",
 		"broker.namesrvAddr=" + c.NameSrvAddr,
 		"store.storePathRootDir=" + c.DataDir,
-	}, c.opts.Broker...)
+	}
+	if e := Engine(); e != "" {
+		sets = append(sets, "store.engine="+e)
+	}
+	sets = append(sets, c.opts.Broker...)
 	k, err := c.startKernel("broker", sets, "app.broker")
 	if err != nil {
 		return err

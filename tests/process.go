@@ -86,6 +86,17 @@ type Process struct {
 func StartProcess(t testing.TB, args ...string) *Process {
 	t.Helper()
 	bin := MQDBinary(t)
+	if e := Engine(); e != "" && len(args) > 0 {
+		// A broker, alone or embedded, on the engine under test; later
+		// --set values (a test's own) still win.
+		engine := []string{"--set", "store.engine=" + e}
+		switch {
+		case args[0] == "broker":
+			args = append(append([]string{"broker"}, engine...), args[1:]...)
+		case strings.HasPrefix(args[0], "-"): // embedded
+			args = append(engine, args...)
+		}
+	}
 	p := &Process{t: t, args: append([]string{bin}, args...), dir: t.TempDir(), logs: newLogBuffer()}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -95,6 +95,7 @@ func firstRecordEnd(t *testing.T, st storage.Store, topic string) int64 {
 // error or warning from them), and the slave answers GET_ALL_DELAY_OFFSET and
 // shows in its runtime info the offsets synchronized from its master.
 func TestSyncMasterSlave(t *testing.T) {
+	RequireReplication(t)
 	t.Parallel()
 	c := StartCluster(t, ClusterOptions{Broker: append([]string{"store.brokerRole=SYNC_MASTER", shortDelayLevels}, fastTxChecks...)})
 	slave, slaveLogs := startSlave(t, c, append([]string{"broker.slaveSyncInterval=300", shortDelayLevels}, fastTxChecks...)...)

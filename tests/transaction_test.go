@@ -446,6 +446,7 @@ func TestTransactionBrokerKill(t *testing.T) {
 // still open and ends each exactly once, while those ended on the old master
 // stay ended (docs/replication.md, "Promoting a slave").
 func TestTransactionSlavePromoted(t *testing.T) {
+	RequireReplication(t)
 	t.Parallel()
 	dir := t.TempDir()
 	ns := StartProcess(t, "namesrv", "--set", "namesrv.listenPort=0",

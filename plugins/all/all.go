@@ -12,5 +12,6 @@ import (
 	_ "github.com/mqd/mqd/kernel/admin"       // admin.http
 	_ "github.com/mqd/mqd/plugins/broker"     // app.broker
 	_ "github.com/mqd/mqd/plugins/namesrv"    // app.namesrv
+	_ "github.com/mqd/mqd/storage/badger"     // storage.badger
 	_ "github.com/mqd/mqd/storage/commitlog"  // storage.commitlog
 )

@@ -87,7 +87,7 @@ func (b *Broker) Provision(ctx kernel.Context) error {
 		return fmt.Errorf("store config: %w", err)
 	}
 	b.storeSyncFlush = strings.EqualFold(strings.TrimSpace(b.storeCfg.FlushDiskType), storage.SyncFlush)
-	engine := ctx.Config.String("store.engine")
+	engine := storage.EngineModule(ctx.Config.String("store.engine"))
 	mod, err := ctx.LoadModule(kernel.ModuleID(engine))
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package commitlog
 
 import (
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,7 +129,7 @@ var encBuf = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }
 
 // scheduleTopic holds delayed messages; its consume-queue tags field is the
 // delivery time.
-const scheduleTopic = "SCHEDULE_TOPIC_XXXX"
+const scheduleTopic = storage.ScheduleTopic
 
 // Put implements storage.Store.
 func (s *Store) Put(m *message.Message) storage.PutResult {
@@ -320,15 +319,7 @@ type queueState struct {
 // deliverTime is the consume-queue tags field of a scheduled message: store time
 // plus the delay of its level (clamped to the highest level).
 func (s *Store) deliverTime(levelStr string, storeTs int64) int64 {
-	level, err := strconv.Atoi(levelStr)
-	delays := *s.scheduleDelays.Load()
-	if err != nil || level <= 0 || len(delays) == 0 {
-		return storeTs + 1000
-	}
-	if level > len(delays) {
-		level = len(delays)
-	}
-	return storeTs + delays[level-1].Milliseconds()
+	return storage.DeliverTime(*s.scheduleDelays.Load(), levelStr, storeTs)
 }
 
 // SetScheduleDelays sets the delay of each level (messageDelayLevel), used for

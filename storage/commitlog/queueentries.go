@@ -1,7 +1,6 @@
 package commitlog
 
 import (
-	"strconv"
 
 	"github.com/mqd/mqd/storage"
 	"github.com/mqd/mqd/storage/message"
@@ -10,18 +9,12 @@ import (
 // timerTopic holds messages with an arbitrary delivery time (RocketMQ 5's
 // rmq_sys_wheel_timer); its consume-queue tags field is the delivery time,
 // taken from the TIMER_OUT_MS property the broker sets.
-const timerTopic = "rmq_sys_wheel_timer"
+const timerTopic = storage.TimerTopic
 
 // timerOutTime is the tags code of a timer-topic entry: TIMER_OUT_MS, or the
 // store time when the property is missing or malformed (deliver at once
 // rather than never).
-func timerOutTime(v string, storeTs int64) int64 {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return storeTs
-	}
-	return n
-}
+func timerOutTime(v string, storeTs int64) int64 { return storage.TimerOutTime(v, storeTs) }
 
 // ReadQueueEntries implements storage.QueueEntryReader.
 func (s *Store) ReadQueueEntries(topic string, queueID int32, offset int64, limit int, dst []storage.QueueEntry) ([]storage.QueueEntry, int64) {
