@@ -1,7 +1,6 @@
 package commitlog
 
 import (
-
 	"github.com/mqd/mqd/storage"
 	"github.com/mqd/mqd/storage/message"
 )
