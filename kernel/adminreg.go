@@ -121,7 +121,14 @@ func (c Context) Kernel() *Kernel { return c.k }
 type ModuleStatus struct {
 	ID      ModuleID `json:"id"`
 	Started bool     `json:"started"`
+	// Capabilities are what a module says it offers beyond its kind's
+	// interface (a store engine: replication, sync-flush, ...).
+	Capabilities []string `json:"capabilities,omitempty"`
 }
+
+// Capable is implemented by modules that list their capabilities
+// (`mqd plugins`, /plugins).
+type Capable interface{ Capabilities() []string }
 
 // Status lists the loaded modules in start order and whether each started.
 func (k *Kernel) Status() []ModuleStatus {
@@ -130,6 +137,9 @@ func (k *Kernel) Status() []ModuleStatus {
 	out := make([]ModuleStatus, len(k.loaded))
 	for i, lm := range k.loaded {
 		out[i] = ModuleStatus{ID: lm.id, Started: i < k.started}
+		if c, ok := lm.mod.(Capable); ok {
+			out[i].Capabilities = c.Capabilities()
+		}
 	}
 	return out
 }

@@ -13,8 +13,8 @@
 //	L <phy:8>                                  the record
 //	Q <topic> 0 <queueId:4> <queueOffset:8>    consume-queue unit: phy:8 size:4 tagsCode:8
 //	X <topic> 0 <queueId:4>                    the queue's next offset (written with its units)
-//	K <topic> 0 <key> 0 <phy:8>                index: a KEYS token or the UNIQ_KEY -> store time:8
-//	U <topic> 0 <uniqKey> 0 <phy:8>            index of unique keys only -> store time:8
+//	K <topic> 0 <key> 0 <phy:8>                index of KEYS tokens -> store time:8
+//	U <topic> 0 <uniqKey> 0 <phy:8>            index of UNIQ_KEY -> store time:8
 //
 // A put's keys are written in one transaction by a single committer
 // goroutine that takes every put queued meanwhile (group commit); under
@@ -27,6 +27,7 @@ package badger
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,11 +80,17 @@ type Options struct {
 	GCDiscardRatio float64
 	// MaxBatch bounds the puts one commit takes.
 	MaxBatch int
+	// ValueThreshold: values this large or larger (records) are kept in
+	// Badger's value log rather than its LSM tree.
+	ValueThreshold int64
+	// TTL, when set, replaces fileReservedTime as the life of every key
+	// (Badger counts it in seconds; tests use a few).
+	TTL time.Duration
 }
 
 // DefaultOptions are the engine's defaults.
 func DefaultOptions() Options {
-	return Options{GCInterval: 10 * time.Minute, GCDiscardRatio: 0.5, MaxBatch: 512}
+	return Options{GCInterval: 10 * time.Minute, GCDiscardRatio: 0.5, MaxBatch: 512, ValueThreshold: 256}
 }
 
 // WithDir, WithGCInterval and WithMaxBatch set one option.
@@ -146,6 +153,8 @@ type Store struct {
 	queues   map[queueKey]*queue
 
 	reqs     chan *putReq
+	synced   chan []*putReq // written batches awaiting their sync (SYNC_FLUSH only)
+	syncWG   sync.WaitGroup
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	running  atomic.Bool
@@ -202,8 +211,9 @@ func (s *Store) Close() error { return s.Stop(nil) }
 // Options returns the store options.
 func (s *Store) Options() storage.Options { return s.opts }
 
-// Capabilities says what this engine offers beyond the store contract.
-func (*Store) Capabilities() []string { return []string{"sync-flush", "index", "ttl-retention"} }
+// Capabilities implements kernel.Capable: no "replication" (a master on
+// this engine runs without slaves).
+func (*Store) Capabilities() []string { return []string{"sync-flush", "group-commit", "index", "ttl-retention"} }
 
 // zerologAdapter routes Badger's log into zerolog (warnings and errors only:
 // its info lines are per compaction).
@@ -223,8 +233,12 @@ func (s *Store) Start() error {
 	if err := os.MkdirAll(s.eng.Dir, 0o755); err != nil {
 		return err
 	}
+	// Records (about 1 KiB) go to the value log, not the LSM tree, so
+	// compactions move only keys and small units; keys are written once by
+	// one committer, so conflict detection would only cost.
 	bo := badgerdb.DefaultOptions(s.eng.Dir).WithLogger(zerologAdapter{s.log}).WithSyncWrites(false).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).WithDetectConflicts(false).WithValueThreshold(s.eng.ValueThreshold).
+		WithNumVersionsToKeep(1)
 	db, err := badgerdb.Open(bo)
 	if err != nil {
 		return fmt.Errorf("open badger store %s: %w", s.eng.Dir, err)
@@ -232,6 +246,9 @@ func (s *Store) Start() error {
 	s.db = db
 	if s.opts.FileReservedTime > 0 {
 		s.ttl = time.Duration(s.opts.FileReservedTime) * time.Hour
+	}
+	if s.eng.TTL > 0 {
+		s.ttl = s.eng.TTL
 	}
 	s.queues = map[queueKey]*queue{}
 	if err := s.load(); err != nil {
@@ -247,6 +264,11 @@ func (s *Store) Start() error {
 	s.wg.Add(2)
 	go s.commitLoop()
 	go s.maintenance()
+	if s.opts.IsSyncFlush() {
+		s.synced = make(chan []*putReq, 64)
+		s.syncWG.Add(1)
+		go s.syncLoop()
+	}
 	return nil
 }
 
@@ -469,8 +491,8 @@ func (s *Store) queueFor(k queueKey) *queue {
 	return q
 }
 
-// appendIndexKeys adds the index keys of a message: each KEYS token and the
-// UNIQ_KEY under K, the UNIQ_KEY under U too.
+// appendIndexKeys adds the index keys of a message: each KEYS token under
+// K, the UNIQ_KEY under U (a query by key looks in both).
 func appendIndexKeys(dst [][]byte, m *message.Message, phy int64) [][]byte {
 	add := func(prefix byte, key string) {
 		k := make([]byte, 0, 2+len(m.Topic)+len(key)+8)
@@ -482,7 +504,6 @@ func appendIndexKeys(dst [][]byte, m *message.Message, phy int64) [][]byte {
 		dst = append(dst, binary.BigEndian.AppendUint64(k, uint64(phy)))
 	}
 	if u := message.Property(m.Properties, message.PropertyUniqKey); u != "" {
-		add(prefixKey, u)
 		add(prefixUniq, u)
 	}
 	for _, k := range strings.Fields(message.Property(m.Properties, message.PropertyKeys)) {
@@ -524,21 +545,63 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// commit writes a batch of puts, syncs it under SYNC_FLUSH, makes it
-// readable and answers it.
+// commit writes a batch of puts and, under ASYNC_FLUSH, makes it readable
+// and answers it; under SYNC_FLUSH it hands the batch to syncLoop, which
+// does both after the sync that covers it, while this loop writes the next.
 func (s *Store) commit(batch []*putReq) {
-	err := s.write(batch)
-	if err == nil && s.opts.IsSyncFlush() {
-		err = s.db.Sync()
-	}
-	if err != nil {
-		s.log.Error().Err(err).Int("puts", len(batch)).Msg("badger store: write failed; the puts are refused")
-		for _, r := range batch {
-			r.res = storage.PutResult{Status: storage.PutUnknownError, Err: err}
-			close(r.done)
-		}
+	if err := s.write(batch); err != nil {
+		s.fail(batch, err)
 		return
 	}
+	if s.synced == nil {
+		s.release(batch)
+		return
+	}
+	s.synced <- slices.Clone(batch)
+}
+
+func (s *Store) fail(batch []*putReq, err error) {
+	s.log.Error().Err(err).Int("puts", len(batch)).Msg("badger store: write failed; the puts are refused")
+	for _, r := range batch {
+		r.res = storage.PutResult{Status: storage.PutUnknownError, Err: err}
+		close(r.done)
+	}
+}
+
+// syncLoop syncs what the committer wrote, many batches per sync (group
+// commit), and releases them in order.
+func (s *Store) syncLoop() {
+	defer s.syncWG.Done()
+	var pending []*putReq
+	for {
+		b, ok := <-s.synced
+		if !ok {
+			return
+		}
+		pending = append(pending[:0], b...)
+	more:
+		for {
+			select {
+			case b, ok := <-s.synced:
+				if !ok {
+					break more
+				}
+				pending = append(pending, b...)
+			default:
+				break more
+			}
+		}
+		if err := s.db.Sync(); err != nil {
+			s.fail(pending, err)
+			continue
+		}
+		s.release(pending)
+	}
+}
+
+// release makes written (and, under SYNC_FLUSH, synced) puts readable and
+// answers them.
+func (s *Store) release(batch []*putReq) {
 	l := s.listener.Load()
 	for _, r := range batch {
 		for _, u := range r.units {
@@ -688,7 +751,11 @@ func (s *Store) Stop(kernel.StopContext) error {
 	s.putMu.Lock() // puts in progress have queued their request
 	close(s.stop)
 	s.putMu.Unlock()
-	s.wg.Wait()
+	s.wg.Wait() // the committer wrote every accepted put
+	if s.synced != nil {
+		close(s.synced)
+		s.syncWG.Wait()
+	}
 	return errors.Join(s.db.Sync(), s.db.Close())
 }
 
@@ -976,34 +1043,39 @@ func (s *Store) QueryMessages(topic, key string, maxNum int, begin, end int64, u
 	if end <= 0 {
 		end = math.MaxInt64
 	}
-	prefix := byte(prefixKey)
+	prefixes := []byte{prefixUniq, prefixKey} // a key may be a KEYS token or the UNIQ_KEY
 	if uniqKey {
-		prefix = prefixUniq
+		prefixes = prefixes[:1]
 	}
-	p := append(append(append(append([]byte{prefix}, topic...), 0), key...), 0)
 	err := s.db.View(func(txn *badgerdb.Txn) error {
-		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: p, Reverse: true, PrefetchValues: true})
-		defer it.Close()
-		seek := append(append([]byte(nil), p...), 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
-		for it.Seek(seek); it.Valid() && len(res.Offsets) < maxNum; it.Next() {
-			k := it.Item().Key()
-			if len(k) != len(p)+8 {
-				continue
-			}
-			var ts int64
-			_ = it.Item().Value(func(v []byte) error {
-				if len(v) == 8 {
-					ts = int64(binary.BigEndian.Uint64(v))
+		for _, prefix := range prefixes {
+			p := append(append(append(append([]byte{prefix}, topic...), 0), key...), 0)
+			it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: p, Reverse: true, PrefetchValues: true})
+			seek := append(append([]byte(nil), p...), 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+			for it.Seek(seek); it.Valid() && len(res.Offsets) < maxNum; it.Next() {
+				k := it.Item().Key()
+				if len(k) != len(p)+8 {
+					continue
 				}
-				return nil
-			})
-			if ts < begin || ts > end {
-				continue
+				var ts int64
+				_ = it.Item().Value(func(v []byte) error {
+					if len(v) == 8 {
+						ts = int64(binary.BigEndian.Uint64(v))
+					}
+					return nil
+				})
+				phy := int64(binary.BigEndian.Uint64(k[len(p):]))
+				if ts < begin || ts > end || slices.Contains(res.Offsets, phy) {
+					continue
+				}
+				res.Offsets = append(res.Offsets, phy)
 			}
-			res.Offsets = append(res.Offsets, int64(binary.BigEndian.Uint64(k[len(p):])))
+			it.Close()
 		}
 		return nil
 	})
+	// Newest first, whichever key matched.
+	slices.SortFunc(res.Offsets, func(a, b int64) int { return cmp.Compare(b, a) })
 	return res, err
 }
 

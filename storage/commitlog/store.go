@@ -129,6 +129,11 @@ func (s *Store) Validate() error {
 // Options returns the store's options.
 func (s *Store) Options() storage.Options { return s.opts }
 
+// Capabilities implements kernel.Capable.
+func (*Store) Capabilities() []string {
+	return []string{"replication", "sync-flush", "group-commit", "index", "rocketmq-layout"}
+}
+
 // Open creates, recovers and starts a store without a kernel.
 func Open(opts storage.Options, log zerolog.Logger) (*Store, error) {
 	s := &Store{opts: opts, log: log}
