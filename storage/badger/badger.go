@@ -213,7 +213,9 @@ func (s *Store) Options() storage.Options { return s.opts }
 
 // Capabilities implements kernel.Capable: no "replication" (a master on
 // this engine runs without slaves).
-func (*Store) Capabilities() []string { return []string{"sync-flush", "group-commit", "index", "ttl-retention"} }
+func (*Store) Capabilities() []string {
+	return []string{"sync-flush", "group-commit", "index", "ttl-retention"}
+}
 
 // zerologAdapter routes Badger's log into zerolog (warnings and errors only:
 // its info lines are per compaction).
