@@ -7,7 +7,6 @@ package storage
 
 import (
 	"errors"
-	"time"
 
 	"github.com/mqd/mqd/storage/message"
 )
@@ -187,6 +186,17 @@ type Store interface {
 
 	// SetArrivalListener registers the long-poll wake-up (one listener).
 	SetArrivalListener(l ArrivalListener)
+
+	// ReadQueueEntries appends up to max entries of a queue from offset on
+	// to dst (an offset below the queue's minimum starts at the minimum) and
+	// returns them with the offset after the last entry scanned, without
+	// reading the records: the schedule and timer services find due entries
+	// by their tags codes (delivery times). Slots that hold no record
+	// (placeholders) are skipped.
+	ReadQueueEntries(topic string, queueID int32, offset int64, max int, dst []QueueEntry) ([]QueueEntry, int64)
+	// SetDeliveryTimer sets the rule for tags codes that are delivery times;
+	// the broker calls it before the store starts (recovery uses it).
+	SetDeliveryTimer(t DeliveryTimer)
 }
 
 // QueueEntry is one consume-queue entry: where its record is and its tags code
@@ -198,21 +208,11 @@ type QueueEntry struct {
 	TagsCode        int64
 }
 
-// QueueEntryReader lists consume-queue entries without reading the records.
-// The broker's schedule and timer services need it: the tags codes of their
-// queues are delivery times, so due entries are found without touching the
-// commit log.
-type QueueEntryReader interface {
-	// ReadQueueEntries appends up to max entries of a queue from offset on to
-	// dst (an offset below the queue's minimum starts at the minimum) and
-	// returns them with the offset after the last entry scanned. Slots that hold
-	// no record (placeholders) are skipped.
-	ReadQueueEntries(topic string, queueID int32, offset int64, max int, dst []QueueEntry) ([]QueueEntry, int64)
-}
-
-// ScheduleDelaySetter is implemented by stores that index SCHEDULE_TOPIC_XXXX
-// by delivery time (store time + the delay of the message's level): the broker
-// hands them messageDelayLevel before the store starts.
-type ScheduleDelaySetter interface {
-	SetScheduleDelays(levels []time.Duration)
-}
+// DeliveryTimer gives the consume-queue tags code of a dispatched record
+// that is not its tags hash: for the broker's schedule and timer topics, its
+// delivery time (ms). ok false keeps the record's own tags code. The broker
+// owns the rule (its delay levels, the timer property); an engine calls it
+// for every record it dispatches, at the put and when it dispatches again
+// (crash recovery, a slave's replicated records). topic and props alias the
+// engine's memory and are valid only during the call.
+type DeliveryTimer func(topic string, props []byte, storeTs int64) (deliverAt int64, ok bool)

@@ -124,7 +124,7 @@ func encodeDelayOffsets(t map[int]int64) []byte {
 // scheduleService delivers delay-level messages when due.
 type scheduleService struct {
 	b      *Broker
-	reader storage.QueueEntryReader
+	reader storage.Store
 	levels []time.Duration
 	path   string
 
@@ -138,23 +138,17 @@ type scheduleService struct {
 	wg      sync.WaitGroup
 }
 
-// provisionSchedule parses the delay levels and hands them to the store, which
-// computes the delivery times of schedule-topic entries (also on recovery, so
-// this runs before the store starts).
+// provisionSchedule parses the delay levels and gives the store the rule for
+// the delivery times of schedule- and timer-topic entries (deliveryTimer),
+// which it applies on every dispatch, recovery included: so this runs before
+// the store starts.
 func (b *Broker) provisionSchedule() error {
 	levels, err := parseDelayLevels(b.cfg.MessageDelayLevel)
 	if err != nil {
 		return err
 	}
-	reader, ok := b.store.(storage.QueueEntryReader)
-	if !ok {
-		return fmt.Errorf("store engine %T cannot list consume-queue entries: delayed messages need it", b.store)
-	}
-	setter, ok := b.store.(storage.ScheduleDelaySetter)
-	if !ok {
-		return fmt.Errorf("store engine %T does not index delayed messages by delivery time", b.store)
-	}
-	setter.SetScheduleDelays(levels)
+	reader := b.store
+	b.store.SetDeliveryTimer(deliveryTimer(levels))
 	if b.cfg.FlushDelayOffsetInterval <= 0 {
 		return fmt.Errorf("broker.flushDelayOffsetInterval must be positive")
 	}
@@ -613,4 +607,54 @@ func (b *Broker) handleGetAllDelayOffset(_ *remoting.Conn, _ *remoting.Command) 
 	}
 	resp.Body = encodeDelayOffsets(b.schedule.table())
 	return resp
+}
+
+// deliveryTimer is the broker's rule for consume-queue tags codes that are
+// delivery times (storage.DeliveryTimer): a schedule-topic entry is due its
+// store time plus the delay of its level (a level beyond the table takes the
+// last, a bad or missing one 1 s); a timer-topic entry at its TIMER_OUT_MS
+// (its store time when unreadable). Every other topic keeps its tags hash.
+func deliveryTimer(levels []time.Duration) storage.DeliveryTimer {
+	return func(topic string, props []byte, storeTs int64) (int64, bool) {
+		switch topic {
+		case topicSchedule:
+			level, ok := atoiBytes(message.PropertyBytes(props, message.PropertyDelayLevel))
+			if !ok || level <= 0 || len(levels) == 0 {
+				return storeTs + 1000, true
+			}
+			return storeTs + levels[min(level, int64(len(levels)))-1].Milliseconds(), true
+		case timerTopic:
+			at, ok := atoiBytes(message.PropertyBytes(props, message.PropertyTimerOutMS))
+			if !ok {
+				return storeTs, true
+			}
+			return at, true
+		}
+		return 0, false
+	}
+}
+
+// atoiBytes parses a decimal integer without allocating.
+func atoiBytes(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+		if len(b) == 0 {
+			return 0, false
+		}
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }

@@ -120,7 +120,7 @@ type timerProgress struct {
 // progress snapshot is touched by its goroutine only.
 type timerService struct {
 	b      *Broker
-	reader storage.QueueEntryReader
+	reader storage.Store
 	path   string
 
 	heap      timerHeap
@@ -139,7 +139,7 @@ type timerService struct {
 	saved  timerProgress
 }
 
-func newTimerService(b *Broker, reader storage.QueueEntryReader) *timerService {
+func newTimerService(b *Broker, reader storage.Store) *timerService {
 	return &timerService{
 		b:      b,
 		reader: reader,

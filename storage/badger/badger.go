@@ -40,6 +40,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 	"github.com/rs/zerolog"
@@ -159,7 +160,7 @@ type Store struct {
 	wg       sync.WaitGroup
 	running  atomic.Bool
 	listener atomic.Pointer[storage.ArrivalListener]
-	delays   atomic.Pointer[[]time.Duration]
+	timer    atomic.Pointer[storage.DeliveryTimer]
 
 	lastIndexTs  atomic.Int64
 	lastIndexPhy atomic.Int64
@@ -193,9 +194,13 @@ func (s *Store) Validate() error {
 	return s.opts.Validate()
 }
 
-// Open opens a store without a kernel.
-func Open(opts storage.Options, eng Options, log zerolog.Logger) (*Store, error) {
+// Open opens a store without a kernel; a delivery timer given is set before
+// anything is dispatched.
+func Open(opts storage.Options, eng Options, log zerolog.Logger, timer ...storage.DeliveryTimer) (*Store, error) {
 	s := &Store{opts: opts, eng: eng, log: log}
+	for _, t := range timer {
+		s.SetDeliveryTimer(t)
+	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -256,9 +261,6 @@ func (s *Store) Start() error {
 	if err := s.load(); err != nil {
 		db.Close()
 		return err
-	}
-	if d := s.delays.Load(); d == nil {
-		s.delays.Store(&[]time.Duration{})
 	}
 	s.reqs = make(chan *putReq, 4096)
 	s.stop = make(chan struct{})
@@ -447,11 +449,10 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 			qo = q.assigned
 			q.assigned++
 			tags := m.TagsCode
-			switch m.Topic {
-			case storage.ScheduleTopic:
-				tags = storage.DeliverTime(*s.delays.Load(), message.Property(m.Properties, message.PropertyDelayLevel), now)
-			case storage.TimerTopic:
-				tags = storage.TimerOutTime(message.Property(m.Properties, message.PropertyTimerOutMS), now)
+			if t := s.timer.Load(); t != nil {
+				if at, ok := (*t)(m.Topic, unsafe.Slice(unsafe.StringData(m.Properties), len(m.Properties)), now); ok {
+					tags = at
+				}
 			}
 			req.units = append(req.units, unit{q: q, key: key, offset: qo, phy: phy + int64(off), size: int32(size), tags: tags})
 		}
@@ -1090,7 +1091,7 @@ func (s *Store) SetArrivalListener(l storage.ArrivalListener) {
 	s.listener.Store(&l)
 }
 
-// ReadQueueEntries implements storage.QueueEntryReader.
+// ReadQueueEntries implements storage.Store.
 func (s *Store) ReadQueueEntries(topic string, id int32, offset int64, limit int, dst []storage.QueueEntry) ([]storage.QueueEntry, int64) {
 	q := s.queue(topic, id)
 	if q == nil || limit <= 0 {
@@ -1124,14 +1125,13 @@ func (s *Store) ReadQueueEntries(topic string, id int32, offset int64, limit int
 	return dst, next
 }
 
-// SetScheduleDelays implements storage.ScheduleDelaySetter.
-func (s *Store) SetScheduleDelays(levels []time.Duration) {
-	l := append([]time.Duration(nil), levels...)
-	s.delays.Store(&l)
+// SetDeliveryTimer implements storage.Store.
+func (s *Store) SetDeliveryTimer(t storage.DeliveryTimer) {
+	if t == nil {
+		s.timer.Store(nil)
+		return
+	}
+	s.timer.Store(&t)
 }
 
-var (
-	_ storage.Store               = (*Store)(nil)
-	_ storage.QueueEntryReader    = (*Store)(nil)
-	_ storage.ScheduleDelaySetter = (*Store)(nil)
-)
+var _ storage.Store = (*Store)(nil)

@@ -16,7 +16,7 @@ func engine() storetest.Engine {
 	return storetest.Engine{
 		Open: func(t *testing.T, opts storage.Options) storage.Store {
 			t.Helper()
-			s, err := Open(opts, DefaultOptions(), zerolog.Nop())
+			s, err := Open(opts, DefaultOptions(), zerolog.Nop(), storetest.DeliveryTimer)
 			if err != nil {
 				t.Fatal(err)
 			}

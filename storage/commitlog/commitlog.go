@@ -127,10 +127,6 @@ func (d *dispatchReq) end() int64 { return d.phy + int64(d.size) }
 // encBuf pools encode buffers: records are encoded outside the put lock.
 var encBuf = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// scheduleTopic holds delayed messages; its consume-queue tags field is the
-// delivery time.
-const scheduleTopic = storage.ScheduleTopic
-
 // Put implements storage.Store.
 func (s *Store) Put(m *message.Message) storage.PutResult {
 	return s.put(unsafe.Slice(m, 1), false)
@@ -270,13 +266,7 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 		m := &ms[i]
 		size := int32(message.RecordSize(buf[off:]))
 		if message.Dispatchable(m.SysFlag) {
-			tags := m.TagsCode
-			switch m.Topic {
-			case scheduleTopic:
-				tags = s.deliverTime(message.Property(m.Properties, message.PropertyDelayLevel), now)
-			case timerTopic:
-				tags = timerOutTime(message.Property(m.Properties, message.PropertyTimerOutMS), now)
-			}
+			tags := s.tagsCodeOf(m.Topic, unsafe.Slice(unsafe.StringData(m.Properties), len(m.Properties)), now, m.TagsCode)
 			d := dispatchReq{cq: qs.cq, phy: phy + int64(off), size: size, tagsCode: tags, queueOffset: qs.next, storeTs: now}
 			qs.next++
 			if s.syncFlush {
@@ -316,23 +306,22 @@ type queueState struct {
 	cq   *consumeQueue
 }
 
-// deliverTime is the consume-queue tags field of a scheduled message: store time
-// plus the delay of its level (clamped to the highest level).
-func (s *Store) deliverTime(levelStr string, storeTs int64) int64 {
-	return storage.DeliverTime(*s.scheduleDelays.Load(), levelStr, storeTs)
+// SetDeliveryTimer implements storage.Store.
+func (s *Store) SetDeliveryTimer(t storage.DeliveryTimer) {
+	if t == nil {
+		s.deliveryTimer.Store(nil)
+		return
+	}
+	s.deliveryTimer.Store(&t)
 }
 
-// SetScheduleDelays sets the delay of each level (messageDelayLevel), used for
-// the delivery time of SCHEDULE_TOPIC_XXXX entries. The default is RocketMQ's
-// "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".
-func (s *Store) SetScheduleDelays(levels []time.Duration) {
-	l := append([]time.Duration(nil), levels...)
-	s.scheduleDelays.Store(&l)
-}
-
-var defaultScheduleDelays = []time.Duration{
-	time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second,
-	time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute, 5 * time.Minute, 6 * time.Minute,
-	7 * time.Minute, 8 * time.Minute, 9 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute,
-	time.Hour, 2 * time.Hour,
+// tagsCodeOf is the consume-queue tags code of a record being dispatched:
+// the broker's delivery time where its rule gives one, else tags.
+func (s *Store) tagsCodeOf(topic string, props []byte, storeTs, tags int64) int64 {
+	if t := s.deliveryTimer.Load(); t != nil {
+		if at, ok := (*t)(topic, props, storeTs); ok {
+			return at
+		}
+	}
+	return tags
 }

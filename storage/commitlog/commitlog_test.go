@@ -11,7 +11,7 @@ import (
 
 func openT(t testing.TB, opts storage.Options) *Store {
 	t.Helper()
-	s, err := Open(opts, zerolog.Nop())
+	s, err := Open(opts, zerolog.Nop(), storetest.DeliveryTimer)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -3,19 +3,10 @@ package commitlog
 import (
 	"github.com/mqd/mqd/storage"
 	"github.com/mqd/mqd/storage/message"
+	"unsafe"
 )
 
-// timerTopic holds messages with an arbitrary delivery time (RocketMQ 5's
-// rmq_sys_wheel_timer); its consume-queue tags field is the delivery time,
-// taken from the TIMER_OUT_MS property the broker sets.
-const timerTopic = storage.TimerTopic
-
-// timerOutTime is the tags code of a timer-topic entry: TIMER_OUT_MS, or the
-// store time when the property is missing or malformed (deliver at once
-// rather than never).
-func timerOutTime(v string, storeTs int64) int64 { return storage.TimerOutTime(v, storeTs) }
-
-// ReadQueueEntries implements storage.QueueEntryReader.
+// ReadQueueEntries implements storage.Store.
 func (s *Store) ReadQueueEntries(topic string, queueID int32, offset int64, limit int, dst []storage.QueueEntry) ([]storage.QueueEntry, int64) {
 	cq, _ := s.consumeQueue(topic, queueID, false)
 	if cq == nil || limit <= 0 {
@@ -48,16 +39,14 @@ func (s *Store) ReadQueueEntries(topic string, queueID int32, offset int64, limi
 	return dst, offset
 }
 
-var _ storage.QueueEntryReader = (*Store)(nil)
-
-// tagsCodeFor is the consume-queue tags field of a record being re-dispatched:
-// a delivery time for the schedule and timer topics, else the tags hash.
+// tagsCodeFor is the consume-queue tags code of a record being dispatched
+// again (recovery, a slave's replicated records): the broker's delivery time
+// where its rule gives one, else the hash of its TAGS.
 func (s *Store) tagsCodeFor(topic, props []byte, storeTs int64) int64 {
-	switch string(topic) {
-	case scheduleTopic:
-		return s.deliverTime(string(message.PropertyBytes(props, message.PropertyDelayLevel)), storeTs)
-	case timerTopic:
-		return timerOutTime(string(message.PropertyBytes(props, message.PropertyTimerOutMS)), storeTs)
+	if t := s.deliveryTimer.Load(); t != nil {
+		if at, ok := (*t)(unsafe.String(unsafe.SliceData(topic), len(topic)), props, storeTs); ok {
+			return at
+		}
 	}
 	return message.TagsHashCodeBytes(message.PropertyBytes(props, message.PropertyTags))
 }

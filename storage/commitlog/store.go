@@ -74,7 +74,7 @@ type Store struct {
 
 	listener       atomic.Pointer[storage.ArrivalListener]
 	lastDispatchTs atomic.Int64
-	scheduleDelays atomic.Pointer[[]time.Duration]
+	deliveryTimer  atomic.Pointer[storage.DeliveryTimer] // the broker's rule for delivery-time tags codes
 
 	// lastDispatchRec is the offset of the newest record with a consume-queue
 	// entry (-1: none since open); entries are written in log order.
@@ -134,9 +134,13 @@ func (*Store) Capabilities() []string {
 	return []string{"replication", "sync-flush", "group-commit", "index", "rocketmq-layout"}
 }
 
-// Open creates, recovers and starts a store without a kernel.
-func Open(opts storage.Options, log zerolog.Logger) (*Store, error) {
+// Open creates, recovers and starts a store without a kernel; a delivery
+// timer given is set before recovery dispatches anything.
+func Open(opts storage.Options, log zerolog.Logger, timer ...storage.DeliveryTimer) (*Store, error) {
 	s := &Store{opts: opts, log: log}
+	for _, t := range timer {
+		s.SetDeliveryTimer(t)
+	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -169,9 +173,6 @@ func (s *Store) Start() error {
 	ch := make(chan struct{})
 	s.flushNotify.Store(&ch)
 	s.stopCh = make(chan struct{})
-	if s.scheduleDelays.Load() == nil {
-		s.SetScheduleDelays(defaultScheduleDelays)
-	}
 	var si unix.Sysinfo_t
 	if unix.Sysinfo(&si) == nil {
 		s.memBytes = int64(si.Totalram) * int64(si.Unit)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,7 +23,8 @@ import (
 
 // Engine tells the suite how to run a store.
 type Engine struct {
-	// Open opens (or reopens, with the same options) a store. The suite sets
+	// Open opens (or reopens, with the same options) a store with
+	// DeliveryTimer set before anything is dispatched. The suite sets
 	// StorePathRootDir to a temporary directory and small file sizes
 	// (64 KiB commit log files, 100-entry consume queue files) so roll-over
 	// is exercised.
@@ -65,6 +67,8 @@ func Run(t *testing.T, e Engine) {
 		{"Limits", testLimits},
 		{"QueryByKey", testQueryByKey},
 		{"QueryIndexRollAndReopen", testQueryIndexRollAndReopen},
+		{"QueueEntriesAndDeliveryTimes", testQueueEntries},
+		{"Replication", testReplication},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, e) })
@@ -663,4 +667,130 @@ func testLimits(t *testing.T, e Engine) {
 		t.Fatal("refused messages took offsets")
 	}
 	mustPut(t, s, Msg("L", 0, "ok", ""))
+}
+
+// Topics of the suite's DeliveryTimer.
+const (
+	DelayTopic = "ST_DELAY" // due store time + 1 s x the DELAY property
+	AtTopic    = "ST_AT"    // due at the TIMER_OUT_MS property
+)
+
+// DeliveryTimer is the rule engines are opened with in the suite (the
+// broker has its own, with the same shape): entries of DelayTopic are due
+// their store time plus DELAY seconds, those of AtTopic at TIMER_OUT_MS;
+// every other topic keeps its tags hash.
+func DeliveryTimer(topic string, props []byte, storeTs int64) (int64, bool) {
+	switch topic {
+	case DelayTopic:
+		n, err := strconv.Atoi(string(message.PropertyBytes(props, message.PropertyDelayLevel)))
+		if err != nil {
+			return storeTs, true
+		}
+		return storeTs + int64(n)*1000, true
+	case AtTopic:
+		n, err := strconv.ParseInt(string(message.PropertyBytes(props, message.PropertyTimerOutMS)), 10, 64)
+		if err != nil {
+			return storeTs, true
+		}
+		return n, true
+	}
+	return 0, false
+}
+
+// testQueueEntries: ReadQueueEntries lists a queue's entries (offsets,
+// commit-log offsets, sizes, tags codes) without the records, and the tags
+// codes of the timer's topics are the delivery times its rule gives, on the
+// put path and after a reopen.
+func testQueueEntries(t *testing.T, e Engine) {
+	opts := Options(t.TempDir())
+	s := e.Open(t, opts)
+	var puts []storage.PutResult
+	for i := range 3 {
+		m := Msg(DelayTopic, 1, fmt.Sprint("d", i), "")
+		m.Properties = message.AppendProperty(m.Properties, message.PropertyDelayLevel, "5")
+		puts = append(puts, mustPut(t, s, m))
+		tm := Msg(AtTopic, 0, fmt.Sprint("t", i), "")
+		tm.Properties = message.AppendProperty(tm.Properties, message.PropertyTimerOutMS, strconv.Itoa(1_000_000+i))
+		mustPut(t, s, tm)
+		mustPut(t, s, Msg("PLAIN", 0, fmt.Sprint("p", i), "TagA"))
+	}
+	check := func(s storage.Store, when string) {
+		t.Helper()
+		got, next := s.ReadQueueEntries(DelayTopic, 1, 0, 10, nil)
+		if next != 3 || len(got) != 3 {
+			t.Fatalf("%s: delay entries %+v next %d", when, got, next)
+		}
+		for i, e := range got {
+			if e.Offset != int64(i) || e.CommitLogOffset != puts[i].CommitLogOffset || e.Size != puts[i].WroteBytes || e.TagsCode != puts[i].StoreTimestamp+5000 {
+				t.Fatalf("%s: delay entry %d: %+v (put %+v)", when, i, e, puts[i])
+			}
+		}
+		got, next = s.ReadQueueEntries(AtTopic, 0, 1, 1, got[:0])
+		if next != 2 || len(got) != 1 || got[0].Offset != 1 || got[0].TagsCode != 1_000_001 {
+			t.Fatalf("%s: timer entries from 1: %+v next %d", when, got, next)
+		}
+		if got, _ := s.ReadQueueEntries("PLAIN", 0, 0, 10, nil); len(got) != 3 || got[0].TagsCode != message.TagsHashCode("TagA") {
+			t.Fatalf("%s: plain entries %+v", when, got)
+		}
+		if got, next := s.ReadQueueEntries(AtTopic, 0, 3, 10, nil); len(got) != 0 || next != 3 {
+			t.Fatalf("%s: read at the end: %v %d", when, got, next)
+		}
+		if got, next := s.ReadQueueEntries("NoSuchTopic", 0, 0, 10, nil); len(got) != 0 || next != 0 {
+			t.Fatalf("%s: unknown queue: %v %d", when, got, next)
+		}
+	}
+	check(s, "after put")
+	e.Close(t, s)
+	check(open(t, e, opts), "after reopen")
+}
+
+// testReplication: an engine that offers storage.Replicable hands its raw
+// log to another store of the same engine, which serves the same messages
+// at the same offsets. Engines without it skip.
+func testReplication(t *testing.T, e Engine) {
+	master := open(t, e, Options(t.TempDir()))
+	rm, ok := master.(storage.Replicable)
+	if !ok {
+		t.Skip("the engine does not replicate")
+	}
+	so := Options(t.TempDir())
+	so.BrokerRole = storage.RoleSlave
+	slave := open(t, e, so)
+	rs := slave.(storage.Replicable)
+	var want []string
+	for i := range 40 {
+		b := fmt.Sprintf("r%d-%s", i, bytes.Repeat([]byte("x"), i*37))
+		mustPut(t, master, Msg("REPL", int32(i%2), b, ""))
+		want = append(want, b)
+	}
+	for off := rs.MaxPhyOffset(); off < rm.MaxPhyOffset(); {
+		data, release, err := rm.ReadRaw(off, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) == 0 {
+			t.Fatalf("no bytes at %d of %d", off, rm.MaxPhyOffset())
+		}
+		err = rs.AppendRaw(off, data)
+		n := int64(len(data))
+		release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		off += n
+	}
+	for q := int32(0); q < 2; q++ {
+		got := ReadAll(t, slave, "REPL", q, 0)
+		if len(got) != 20 {
+			t.Fatalf("slave queue %d: %d messages", q, len(got))
+		}
+		for j, m := range got {
+			if string(m.Body) != want[j*2+int(q)] {
+				t.Fatalf("slave queue %d message %d differs", q, j)
+			}
+		}
+	}
+	if r := slave.Put(Msg("REPL", 0, "direct", "")); r.Status.Stored() {
+		t.Fatalf("a slave store took a put: %v", r.Status)
+	}
 }
