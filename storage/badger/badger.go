@@ -392,27 +392,10 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	if s.opts.IsSlave() {
 		return storage.PutResult{Status: storage.PutServiceNotAvailable, Err: errors.New("a slave does not accept writes")}
 	}
-	if len(ms) == 0 {
-		return storage.PutResult{Status: storage.PutMessageIllegal, Err: errors.New("empty batch")}
-	}
-	total := 0
-	for i := range ms {
-		m := &ms[i]
-		if err := message.Check(m); err != nil {
-			st := storage.PutMessageIllegal
-			if err == message.ErrPropsTooLong {
-				st = storage.PutPropertiesSizeExceeded
-			}
-			return storage.PutResult{Status: st, Err: err}
-		}
-		if batch && (m.Topic != ms[0].Topic || m.QueueID != ms[0].QueueID) {
-			return storage.PutResult{Status: storage.PutMessageIllegal, Err: fmt.Errorf("batch mixes queues %s/%d and %s/%d", ms[0].Topic, ms[0].QueueID, m.Topic, m.QueueID)}
-		}
-		total += message.EncodedSize(m)
-	}
 	fileSize := s.opts.MappedFileSizeCommitLog
-	if int64(total)+message.BlankRecordMinSize > fileSize {
-		return storage.PutResult{Status: storage.PutMessageIllegal, Err: fmt.Errorf("%d bytes of records do not fit in a %d-byte commit log file", total, fileSize)}
+	total, refusal, ok := storage.CheckPut(ms, batch, fileSize)
+	if !ok {
+		return refusal
 	}
 	buf := make([]byte, 0, total)
 	for i := range ms {
@@ -817,19 +800,7 @@ func (s *Store) GetMessages(topic string, id int32, offset int64, maxMsgs int, m
 		return res
 	}
 	minOff, maxOff := min(q.min.Load(), q.next.Load()), q.next.Load()
-	res.MinOffset, res.MaxOffset = minOff, maxOff
-	switch {
-	case maxOff == 0:
-		res.Status = storage.GetNoMessageInQueue
-		return res
-	case offset < minOff:
-		res.Status, res.NextBeginOffset = storage.GetOffsetTooSmall, minOff
-		return res
-	case offset == maxOff:
-		res.Status, res.NextBeginOffset = storage.GetOffsetOverflowOne, offset
-		return res
-	case offset > maxOff:
-		res.Status, res.NextBeginOffset = storage.GetOffsetOverflowBadly, maxOff
+	if storage.OutOfRange(res, offset, minOff, maxOff) {
 		return res
 	}
 	if maxMsgs <= 0 {

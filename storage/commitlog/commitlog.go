@@ -144,23 +144,9 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	if st, err := s.checkWritable(); st != storage.PutOK {
 		return storage.PutResult{Status: st, Err: err}
 	}
-	total := 0
-	for i := range ms {
-		m := &ms[i]
-		if err := message.Check(m); err != nil {
-			st := storage.PutMessageIllegal
-			if err == message.ErrPropsTooLong {
-				st = storage.PutPropertiesSizeExceeded
-			}
-			return storage.PutResult{Status: st, Err: err}
-		}
-		if batch && (m.Topic != ms[0].Topic || m.QueueID != ms[0].QueueID) {
-			return storage.PutResult{Status: storage.PutMessageIllegal, Err: fmt.Errorf("batch mixes queues %s/%d and %s/%d", ms[0].Topic, ms[0].QueueID, m.Topic, m.QueueID)}
-		}
-		total += message.EncodedSize(m)
-	}
-	if int64(total)+message.BlankRecordMinSize > s.cl.fileSize {
-		return storage.PutResult{Status: storage.PutMessageIllegal, Err: fmt.Errorf("%d bytes of records do not fit in a %d-byte commit log file", total, s.cl.fileSize)}
+	total, refusal, ok := storage.CheckPut(ms, batch, s.cl.fileSize)
+	if !ok {
+		return refusal
 	}
 
 	bp := encBuf.Get().(*[]byte)

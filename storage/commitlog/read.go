@@ -86,19 +86,7 @@ func (s *Store) GetMessages(topic string, queueID int32, offset int64, maxMsgs i
 		return res
 	}
 	minOff, maxOff := cq.min.Load(), cq.max.Load()
-	res.MinOffset, res.MaxOffset = minOff, maxOff
-	switch {
-	case maxOff == 0:
-		res.Status, res.NextBeginOffset = storage.GetNoMessageInQueue, 0
-		return res
-	case offset < minOff:
-		res.Status, res.NextBeginOffset = storage.GetOffsetTooSmall, minOff
-		return res
-	case offset == maxOff:
-		res.Status, res.NextBeginOffset = storage.GetOffsetOverflowOne, offset
-		return res
-	case offset > maxOff:
-		res.Status, res.NextBeginOffset = storage.GetOffsetOverflowBadly, maxOff
+	if storage.OutOfRange(res, offset, minOff, maxOff) {
 		return res
 	}
 	if maxMsgs <= 0 {
