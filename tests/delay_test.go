@@ -43,6 +43,7 @@ func startTimedConsumer(t *testing.T, namesrv, topic, group string,
 		consumer.WithInstance(instance("tc")),
 		consumer.WithConsumeMessageBatchMaxSize(1),
 	}, extra...)
+	SkipClientUnderRace(t)
 	c, err := rocketmq.NewPushConsumer(opts...)
 	if err != nil {
 		t.Fatalf("new push consumer: %v", err)

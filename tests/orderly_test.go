@@ -66,6 +66,7 @@ func (l *orderLog) distinct() int {
 
 func startOrderlyConsumer(t *testing.T, namesrv, topic, group, name string, log *orderLog) rocketmq.PushConsumer {
 	t.Helper()
+	SkipClientUnderRace(t)
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver([]string{namesrv})),
 		consumer.WithGroupName(group),

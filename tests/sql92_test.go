@@ -20,6 +20,7 @@ import (
 // with any selector (StartPushConsumer takes tag expressions only).
 func startSelectorConsumer(t *testing.T, namesrv, topic, group string, sel consumer.MessageSelector) *PushConsumer {
 	t.Helper()
+	SkipClientUnderRace(t)
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver([]string{namesrv})),
 		consumer.WithGroupName(group),

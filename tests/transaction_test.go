@@ -87,6 +87,7 @@ func (p *txProducer) Shutdown() error {
 func newTxProducer(t testing.TB, namesrv, group, topic string, l primitive.TransactionListener) *txProducer {
 	t.Helper()
 	inst := instance("tp")
+	SkipClientUnderRace(t)
 	p, err := rocketmq.NewTransactionProducer(l,
 		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{namesrv})),
 		producer.WithGroupName(group),

@@ -19,6 +19,9 @@ func TestGoClientSuiteOnBadger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the suite on Badger takes a minute")
 	}
+	if tests.RaceEnabled() {
+		t.Skip("-race: the suite it runs would be built without -race, a repeat of the plain pass")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout", "14m", "github.com/mqd/mqd/tests")
