@@ -37,7 +37,7 @@ type Pair struct {
 	SlaveHA  *transport.Slave
 	dir      string
 	opts     transport.Options
-	tweaks   []func(*storage.Options)
+	tweaks   []func(*commitlog.Options)
 }
 
 // TransportOptions are short intervals for tests.
@@ -47,15 +47,18 @@ func TransportOptions() transport.Options {
 }
 
 // StoreOptions are the options of both stores (small files so they roll).
-func StoreOptions(root string) storage.Options {
-	o := storetest.Options(root)
+func StoreOptions(root string) commitlog.Options {
+	o := commitlog.DefaultOptions()
+	o.Options = storetest.Options(root)
 	o.MappedFileSizeCommitLog = 256 * 1024
+	o.MappedFileSizeConsumeQueue = 100 * 20
+	o.MaxHashSlotNum, o.MaxIndexNum = 64, 100
 	return o
 }
 
 // NewPair opens a master store and its HA port; everything stops at cleanup.
 // Tweaks change the options of both stores.
-func NewPair(t testing.TB, tweaks ...func(*storage.Options)) *Pair {
+func NewPair(t testing.TB, tweaks ...func(*commitlog.Options)) *Pair {
 	t.Helper()
 	p := &Pair{dir: t.TempDir(), opts: TransportOptions(), tweaks: tweaks}
 	st, err := commitlog.Open(p.storeOptions("master"), zerolog.Nop())
@@ -92,7 +95,7 @@ func (p *Pair) StartSlave(t testing.TB) {
 	p.SlaveHA.Start()
 }
 
-func (p *Pair) storeOptions(name string) storage.Options {
+func (p *Pair) storeOptions(name string) commitlog.Options {
 	o := StoreOptions(filepath.Join(p.dir, name))
 	for _, f := range p.tweaks {
 		f(&o)
@@ -338,8 +341,8 @@ func BenchMode(b *testing.B, r ha.Replicator) {
 	// Files of production sizes (commit log files smaller, to fit the test
 	// disk): the fixture's tiny ones roll every hundred messages, and creating
 	// files would dominate.
-	p := NewPair(b, func(o *storage.Options) {
-		d := storage.DefaultOptions()
+	p := NewPair(b, func(o *commitlog.Options) {
+		d := commitlog.DefaultOptions()
 		o.MappedFileSizeCommitLog = 128 << 20
 		o.MappedFileSizeConsumeQueue = d.MappedFileSizeConsumeQueue
 		o.MaxHashSlotNum, o.MaxIndexNum = d.MaxHashSlotNum, d.MaxIndexNum

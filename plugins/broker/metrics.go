@@ -270,7 +270,7 @@ func (c brokerCollector) collectRuntime(ch chan<- prometheus.Metric, cluster, ip
 			ch <- prometheus.MustNewConstMetric(runtimeDescs[n], prometheus.GaugeValue, f, labels...)
 		}
 	}
-	if total, free, ok := diskSpace(c.b.storeCfg.CommitLogDir()); ok {
+	if total, free, ok := diskSpace(c.b.storeDir(true)); ok {
 		ch <- prometheus.MustNewConstMetric(runtimeDescs["commitlogdir_capacity_total"], prometheus.GaugeValue, float64(total), labels...)
 		ch <- prometheus.MustNewConstMetric(runtimeDescs["commitlogdir_capacity_free"], prometheus.GaugeValue, float64(free), labels...)
 	}

@@ -69,11 +69,11 @@ func (b *Broker) handleGetBrokerRuntimeInfo(_ *remoting.Conn, _ *remoting.Comman
 		"remainHowManyDataToFlush":              "0",
 	}
 	b.scheduleRuntimeInfo(t)
-	if total, free, ok := diskSpace(b.storeCfg.CommitLogDir()); ok {
+	if total, free, ok := diskSpace(b.storeDir(true)); ok {
 		t["commitLogDirCapacity"] = "Total : " + humanBytes(total) + ", Free : " + humanBytes(free) + "."
 		t["commitLogDiskRatio"] = strconv.FormatFloat(1-float64(free)/float64(total), 'f', -1, 64)
 	}
-	if total, free, ok := diskSpace(b.storeCfg.ConsumeQueueDir()); ok {
+	if total, free, ok := diskSpace(b.storeDir(false)); ok {
 		t["consumeQueueDiskRatio"] = strconv.FormatFloat(1-float64(free)/float64(total), 'f', -1, 64)
 	}
 	data, err := json.Marshal(body.KVTable{Table: t})
@@ -131,4 +131,20 @@ func runtimeString(d time.Duration) string {
 	s := int64(d.Seconds())
 	return "[ " + strconv.FormatInt(s/86400, 10) + " days, " + strconv.FormatInt(s%86400/3600, 10) + " hours, " +
 		strconv.FormatInt(s%3600/60, 10) + " minutes, " + strconv.FormatInt(s%60, 10) + " seconds ]"
+}
+
+// storeDir is the directory whose disk the runtime info reports: the
+// engine's commit-log (log) or consume-queue directory where it has them
+// (the native engine), else the store's root.
+func (b *Broker) storeDir(log bool) string {
+	if d, ok := b.store.(interface {
+		CommitLogDir() string
+		ConsumeQueueDir() string
+	}); ok {
+		if log {
+			return d.CommitLogDir()
+		}
+		return d.ConsumeQueueDir()
+	}
+	return b.storeCfg.StorePathRootDir
 }

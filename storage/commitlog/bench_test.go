@@ -13,7 +13,6 @@ import (
 
 	"github.com/mqd/mqd/storage"
 	"github.com/mqd/mqd/storage/message"
-	"github.com/mqd/mqd/storage/storetest"
 )
 
 // benchDir is a temporary directory, under $MQD_BENCH_DIR when set (for example
@@ -66,10 +65,10 @@ func (m meter) report(b *testing.B, msgs int) {
 // BenchmarkPutAsync128B appends 128-byte messages under ASYNC_FLUSH from one
 // goroutine (the background flusher runs as configured: 500 ms / 4 pages).
 func BenchmarkPutAsync128B(b *testing.B) {
-	opts := storetest.Options(benchDir(b))
+	opts := testOptions(benchDir(b))
 	opts.MappedFileSizeCommitLog = 256 << 20
-	opts.MappedFileSizeConsumeQueue = storage.DefaultOptions().MappedFileSizeConsumeQueue
-	opts.MaxHashSlotNum, opts.MaxIndexNum = storage.DefaultOptions().MaxHashSlotNum, storage.DefaultOptions().MaxIndexNum
+	opts.MappedFileSizeConsumeQueue = DefaultOptions().MappedFileSizeConsumeQueue
+	opts.MaxHashSlotNum, opts.MaxIndexNum = DefaultOptions().MaxHashSlotNum, DefaultOptions().MaxIndexNum
 	s := openT(b, opts)
 	defer closeT(b, s)
 	m := benchMsg(128)
@@ -88,11 +87,11 @@ func BenchmarkPutAsync128B(b *testing.B) {
 // BenchmarkPutSyncFlush1KB64 appends 1 KiB messages under SYNC_FLUSH from 64
 // goroutines: every put waits for an fsync covering it (group commit).
 func BenchmarkPutSyncFlush1KB64(b *testing.B) {
-	opts := storetest.Options(benchDir(b))
+	opts := testOptions(benchDir(b))
 	opts.FlushDiskType = storage.SyncFlush
 	opts.MappedFileSizeCommitLog = 256 << 20
-	opts.MappedFileSizeConsumeQueue = storage.DefaultOptions().MappedFileSizeConsumeQueue
-	opts.MaxHashSlotNum, opts.MaxIndexNum = storage.DefaultOptions().MaxHashSlotNum, storage.DefaultOptions().MaxIndexNum
+	opts.MappedFileSizeConsumeQueue = DefaultOptions().MappedFileSizeConsumeQueue
+	opts.MaxHashSlotNum, opts.MaxIndexNum = DefaultOptions().MaxHashSlotNum, DefaultOptions().MaxIndexNum
 	s := openT(b, opts)
 	defer closeT(b, s)
 	procs := max(1, 64/testingProcs())
@@ -116,10 +115,10 @@ func BenchmarkPutSyncFlush1KB64(b *testing.B) {
 // BenchmarkGetMessages reads 32-message batches (the push consumer's default)
 // from a queue of 128-byte messages.
 func BenchmarkGetMessages(b *testing.B) {
-	opts := storetest.Options(benchDir(b))
+	opts := testOptions(benchDir(b))
 	opts.MappedFileSizeCommitLog = 64 << 20
-	opts.MappedFileSizeConsumeQueue = storage.DefaultOptions().MappedFileSizeConsumeQueue
-	opts.MaxHashSlotNum, opts.MaxIndexNum = storage.DefaultOptions().MaxHashSlotNum, storage.DefaultOptions().MaxIndexNum
+	opts.MappedFileSizeConsumeQueue = DefaultOptions().MappedFileSizeConsumeQueue
+	opts.MaxHashSlotNum, opts.MaxIndexNum = DefaultOptions().MaxHashSlotNum, DefaultOptions().MaxIndexNum
 	s := openT(b, opts)
 	defer closeT(b, s)
 	const n = 100000

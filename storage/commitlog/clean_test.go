@@ -54,7 +54,7 @@ func fillFiles(t *testing.T, s *Store, topic string, files int) []storage.PutRes
 // manual trigger, oldest first, never the current file; consume queues and
 // the index follow, and a reader holding a deleted file keeps its bytes.
 func TestRetentionManualDeletion(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.CleanResourceInterval = 10
 	opts.FileReservedTime = 0
 	opts.DeleteWhen = fmt.Sprint((time.Now().Hour() + 12) % 24) // not now
@@ -122,7 +122,7 @@ func TestRetentionManualDeletion(t *testing.T) {
 // TestRetentionKeepsYoungFiles: a manual trigger deletes nothing younger than
 // fileReservedTime.
 func TestRetentionKeepsYoungFiles(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.CleanResourceInterval = 10
 	opts.FileReservedTime = 1
 	s := openT(t, opts)
@@ -140,7 +140,7 @@ func TestRetentionKeepsYoungFiles(t *testing.T) {
 // get DISK_FULL while reads go on; above diskSpaceCleanForciblyRatio files
 // are deleted regardless of age; below the marks writes resume.
 func TestDiskFullAndForcedClean(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.CleanResourceInterval = 10
 	s := openT(t, opts)
 	defer closeT(t, s)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mqd/mqd/kernel/logging/logtest"
 	"github.com/mqd/mqd/storage"
-	"github.com/mqd/mqd/storage/storetest"
 )
 
 // Fast restart after a clean stop: recovery starts at the newest record the
@@ -18,7 +17,7 @@ import (
 // files.
 
 // openLogged opens a store whose log the test can read.
-func openLogged(t *testing.T, opts storage.Options) (*Store, *logtest.Buffer) {
+func openLogged(t *testing.T, opts Options) (*Store, *logtest.Buffer) {
 	t.Helper()
 	lb := new(logtest.Buffer)
 	s, err := Open(opts, zerolog.New(lb))
@@ -38,7 +37,7 @@ const (
 // the walk would cut the log at) is not looked at, and the read path still
 // refuses to serve it. Restarts without puts in between keep the fast path.
 func TestCleanRestartVerifiesOnlyTheTail(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	res := putN(t, s, "CR", 0, 1500)
 	maxPhy := s.MaxPhyOffset()
@@ -91,9 +90,9 @@ func TestCleanRestartFallsBack(t *testing.T) {
 		name string
 		// damage changes the stopped store; it returns the log end and
 		// queue length the walk must find.
-		damage func(t *testing.T, opts storage.Options, res []storage.PutResult, maxPhy int64) (int64, int64)
+		damage func(t *testing.T, opts Options, res []storage.PutResult, maxPhy int64) (int64, int64)
 	}{
-		{"lastRecordCorrupt", func(t *testing.T, opts storage.Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
+		{"lastRecordCorrupt", func(t *testing.T, opts Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
 			last := res[len(res)-1].CommitLogOffset
 			patchFile(t, filepath.Join(opts.CommitLogDir(), fileName(last-last%opts.MappedFileSizeCommitLog)), func(b []byte) []byte {
 				b[last%opts.MappedFileSizeCommitLog+bodyPos+1] ^= 0x20
@@ -101,21 +100,21 @@ func TestCleanRestartFallsBack(t *testing.T) {
 			})
 			return last, int64(len(res) - 1)
 		}},
-		{"endMismatch", func(t *testing.T, opts storage.Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
+		{"endMismatch", func(t *testing.T, opts Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
 			patchFile(t, opts.CheckpointPath(), func(b []byte) []byte {
 				binary.BigEndian.PutUint64(b[72:], uint64(maxPhy-1))
 				return b
 			})
 			return maxPhy, int64(len(res))
 		}},
-		{"earlierMqdCheckpoint", func(t *testing.T, opts storage.Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
+		{"earlierMqdCheckpoint", func(t *testing.T, opts Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
 			patchFile(t, opts.CheckpointPath(), func(b []byte) []byte {
 				clear(b[64:80])
 				return b
 			})
 			return maxPhy, int64(len(res))
 		}},
-		{"rocketmqCheckpoint", func(t *testing.T, opts storage.Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
+		{"rocketmqCheckpoint", func(t *testing.T, opts Options, res []storage.PutResult, maxPhy int64) (int64, int64) {
 			patchFile(t, opts.CheckpointPath(), func(b []byte) []byte {
 				clear(b[24:])
 				return b
@@ -125,7 +124,7 @@ func TestCleanRestartFallsBack(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			opts := storetest.Options(t.TempDir())
+			opts := testOptions(t.TempDir())
 			s := openT(t, opts)
 			res := putN(t, s, "CF", 0, 600)
 			maxPhy := s.MaxPhyOffset()

@@ -9,7 +9,7 @@ import (
 	"github.com/mqd/mqd/storage/storetest"
 )
 
-func openT(t testing.TB, opts storage.Options) *Store {
+func openT(t testing.TB, opts Options) *Store {
 	t.Helper()
 	s, err := Open(opts, zerolog.Nop(), storetest.DeliveryTimer)
 	if err != nil {
@@ -25,9 +25,25 @@ func closeT(t testing.TB, s *Store) {
 	}
 }
 
+// testOptions are the suite's options (storetest.Options) with this
+// engine's files small too: 100-entry consume-queue files, tiny index files.
+func testOptions(dir string) Options {
+	return withShared(storetest.Options(dir))
+}
+
+// withShared is this engine's test options around shared ones.
+func withShared(so storage.Options) Options {
+	o := DefaultOptions()
+	o.Options = so
+	o.MappedFileSizeConsumeQueue = 100 * 20
+	o.MaxHashSlotNum = 64
+	o.MaxIndexNum = 100
+	return o
+}
+
 func engine() storetest.Engine {
 	return storetest.Engine{
-		Open:  func(t *testing.T, o storage.Options) storage.Store { return openT(t, o) },
+		Open:  func(t *testing.T, o storage.Options) storage.Store { return openT(t, withShared(o)) },
 		Close: func(t *testing.T, s storage.Store) { closeT(t, s.(*Store)) },
 	}
 }

@@ -118,7 +118,7 @@ func diskFull(t *testing.T, flush string) {
 	const fillerSize = 768 << 10
 	filler := filepath.Join(mnt, "filler")
 	writeFile(t, filler, make([]byte, fillerSize))
-	opts := storetest.Options(mnt)
+	opts := testOptions(mnt)
 	opts.FlushDiskType = flush
 	opts.MaxIndexNum = 1000
 	opts.DiskSpaceWarningLevelRatio = 1 // only ENOSPC itself says full

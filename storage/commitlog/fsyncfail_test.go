@@ -44,7 +44,7 @@ func failSyncOnce(s *Store) *atomic.Int32 {
 // acknowledged message and accepts puts again.
 // The acknowledged messages are topic's first acked in queue 0, with putN's
 // bodies.
-func checkFencedThenRecovered(t *testing.T, s *Store, opts storage.Options, topic string, acked int) {
+func checkFencedThenRecovered(t *testing.T, s *Store, opts Options, topic string, acked int) {
 	t.Helper()
 	r := s.Put(storetest.Msg(topic, 0, "after-fence", ""))
 	if r.Status != storage.PutServiceNotAvailable || !errors.Is(r.Err, unix.EIO) || !strings.Contains(r.Err.Error(), "fenced") {
@@ -81,7 +81,7 @@ func checkFencedThenRecovered(t *testing.T, s *Store, opts storage.Options, topi
 // but not known durable), never PUT_OK, and none are made visible to
 // consumers by the retried fsync.
 func TestS11FsyncEIOSyncFlush(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.FlushDiskType = storage.SyncFlush
 	opts.SyncFlushTimeout = 30000 // the answer must come from the fence, not the timeout
 	s := openT(t, opts)
@@ -128,7 +128,7 @@ func TestS11FsyncEIOSyncFlush(t *testing.T) {
 // TestS11FsyncEIOAsyncFlush: under ASYNC_FLUSH a failed flush of the
 // background flusher fences the store the same way.
 func TestS11FsyncEIOAsyncFlush(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.FlushIntervalCommitLog = 5
 	opts.FlushCommitLogThoroughInterval = 10
 	s := openT(t, opts)
@@ -151,7 +151,7 @@ func TestS11FsyncEIOAsyncFlush(t *testing.T) {
 // waiting for a flush at once with FLUSH_DISK_TIMEOUT, not after
 // syncFlushTimeout (a minute here).
 func TestFenceWakesFlushWaiters(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.FlushDiskType = storage.SyncFlush
 	opts.SyncFlushTimeout = 60000
 	s := openT(t, opts)

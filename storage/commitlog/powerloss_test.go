@@ -41,18 +41,18 @@ func TestPowerLossAsyncFlush(t *testing.T) { powerLoss(t, storage.AsyncFlush, 15
 // The same with a checkpoint persisted every few milliseconds, so recovery
 // mostly starts at the checkpoint's record offset rather than a file start.
 func TestPowerLossSyncFlushCheckpoint(t *testing.T) {
-	powerLoss(t, storage.SyncFlush, 15, func(o *storage.Options) { o.FlushConsumeQueueThoroughInterval = 10 })
+	powerLoss(t, storage.SyncFlush, 15, func(o *Options) { o.FlushConsumeQueueThoroughInterval = 10 })
 }
 
 func TestPowerLossAsyncFlushCheckpoint(t *testing.T) {
-	powerLoss(t, storage.AsyncFlush, 10, func(o *storage.Options) { o.FlushConsumeQueueThoroughInterval = 10 })
+	powerLoss(t, storage.AsyncFlush, 10, func(o *Options) { o.FlushConsumeQueueThoroughInterval = 10 })
 }
 
-func powerLoss(t *testing.T, flushType string, iterations int, tweak ...func(*storage.Options)) {
+func powerLoss(t *testing.T, flushType string, iterations int, tweak ...func(*Options)) {
 	if testing.Short() {
 		iterations = min(iterations, 5)
 	}
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.FlushDiskType = flushType
 	opts.FlushIntervalCommitLog = 5
 	opts.FlushIntervalConsumeQueue = 5
@@ -166,7 +166,7 @@ func cqFlushedPositions(s *Store) map[string]int64 {
 
 // loseUnsynced destroys what a power cut may lose: commit-log pages from the
 // flushed offset on, consume-queue pages past their flush.
-func loseUnsynced(t *testing.T, opts storage.Options, flushed int64, cqFlushed map[string]int64, rng *rand.Rand) {
+func loseUnsynced(t *testing.T, opts Options, flushed int64, cqFlushed map[string]int64, rng *rand.Rand) {
 	t.Helper()
 	size := opts.MappedFileSizeCommitLog
 	ents, err := os.ReadDir(opts.CommitLogDir())

@@ -15,7 +15,7 @@ import (
 // when the consume queues are rebuilt from the commit log after a crash
 // (storetest covers the put path and a clean reopen on every engine).
 func TestQueueEntriesDeliveryTimes(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	// The suite's delivery rule (set before recovery by openT): DELAY
 	// seconds after the store time, or TIMER_OUT_MS.

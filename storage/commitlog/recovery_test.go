@@ -59,7 +59,7 @@ func clFile(t *testing.T, s *Store, phy int64) string {
 }
 
 func TestCrashRecoveryTornRecord(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	res := putN(t, s, "TR", 0, 50)
 	putN(t, s, "TR2", 1, 5)
@@ -100,7 +100,7 @@ func TestCrashRecoveryTornRecord(t *testing.T) {
 }
 
 func TestCrashRecoveryTruncatedAndGarbageTail(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	res := putN(t, s, "G", 0, 30)
 	last := res[29]
@@ -144,7 +144,7 @@ func TestCrashRecoveryTruncatedAndGarbageTail(t *testing.T) {
 func TestRecoveryRebuildsLostConsumeQueues(t *testing.T) {
 	for _, clean := range []bool{true, false} {
 		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
-			opts := storetest.Options(t.TempDir())
+			opts := testOptions(t.TempDir())
 			s := openT(t, opts)
 			for i := 0; i < 400; i++ { // several commit log files
 				r := s.Put(storetest.Msg("L", int32(i%3), strings.Repeat("x", 300)+fmt.Sprint(i), ""))
@@ -189,7 +189,7 @@ func TestRecoveryRebuildsLostConsumeQueues(t *testing.T) {
 
 func TestCrashKeepsFlushedAndDispatched(t *testing.T) {
 	// Crash with nothing broken: everything written is recovered.
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	putN(t, s, "K", 0, 100)
 	maxPhy := s.MaxPhyOffset()
@@ -205,7 +205,7 @@ func TestCrashKeepsFlushedAndDispatched(t *testing.T) {
 }
 
 func TestSyncFlushConcurrentPuts(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.FlushDiskType = storage.SyncFlush
 	opts.MappedFileSizeCommitLog = 1 << 20
 	s := openT(t, opts)
@@ -246,7 +246,7 @@ func TestSyncFlushConcurrentPuts(t *testing.T) {
 }
 
 func TestStoreLock(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	if _, err := Open(opts, s.log); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second open: %v", err)
@@ -257,7 +257,7 @@ func TestStoreLock(t *testing.T) {
 }
 
 func TestSlaveRefusesPuts(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.BrokerRole = "slave "
 	s := openT(t, opts)
 	defer closeT(t, s)
@@ -267,7 +267,7 @@ func TestSlaveRefusesPuts(t *testing.T) {
 }
 
 func TestStoppedStoreRefusesPuts(t *testing.T) {
-	s := openT(t, storetest.Options(t.TempDir()))
+	s := openT(t, testOptions(t.TempDir()))
 	closeT(t, s)
 	if r := s.Put(storetest.Msg("S", 0, "x", "")); r.Status != storage.PutServiceNotAvailable {
 		t.Fatalf("put after close: %v", r.Status)
@@ -276,7 +276,7 @@ func TestStoppedStoreRefusesPuts(t *testing.T) {
 
 func TestThreeXPaths(t *testing.T) {
 	dir := t.TempDir()
-	opts := storetest.Options(dir)
+	opts := testOptions(dir)
 	opts.StorePathCommitLog = filepath.Join(dir, "cl")
 	opts.StorePathConsumeQueue = filepath.Join(dir, "cq")
 	opts.StoreCheckpoint = filepath.Join(dir, "meta", "cp")
@@ -317,7 +317,7 @@ func TestModuleAndKeysRegistered(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	o := storage.DefaultOptions()
+	o := DefaultOptions()
 	o.Normalize()
 	if err := o.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
@@ -328,7 +328,7 @@ func TestOptionsValidate(t *testing.T) {
 	if o.MappedFileSizeConsumeQueue != 50000020 || o.FlushDiskType != storage.SyncFlush {
 		t.Fatalf("normalize: %d %q", o.MappedFileSizeConsumeQueue, o.FlushDiskType)
 	}
-	bad := storage.DefaultOptions()
+	bad := DefaultOptions()
 	bad.FlushDiskType = "SOMETIMES"
 	bad.StorePathCommitLog = "/a,/b"
 	bad.MappedFileSizeCommitLog = 1000
@@ -342,7 +342,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestPathLikeTopicsRefused(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	defer closeT(t, s)
 	for _, topic := range []string{"../../escape", "a/b", "..", "x..y"} {

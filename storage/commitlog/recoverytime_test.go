@@ -10,7 +10,6 @@ import (
 
 	"github.com/mqd/mqd/storage"
 	"github.com/mqd/mqd/storage/message"
-	"github.com/mqd/mqd/storage/storetest"
 )
 
 // TestRecoveryTime measures how long Open takes after a clean stop of a
@@ -64,7 +63,7 @@ func putBytes(t *testing.T, s *Store, n int64) int64 {
 }
 
 func recoveryTime(t *testing.T, total, tail int64, noCheckpoint bool) {
-	opts := storage.DefaultOptions()
+	opts := DefaultOptions()
 	opts.StorePathRootDir = t.TempDir()
 	// The checkpoint is persisted on thorough consume-queue flushes; make them
 	// frequent so it reflects the flushed state when the crash comes (or
@@ -131,7 +130,7 @@ func recoveryTime(t *testing.T, total, tail int64, noCheckpoint bool) {
 // cleanRestartTime writes total bytes, stops cleanly and times Open, then
 // again with the clean stop's record removed from the checkpoint.
 func cleanRestartTime(t *testing.T, total int64) {
-	opts := storage.DefaultOptions()
+	opts := DefaultOptions()
 	opts.StorePathRootDir = t.TempDir()
 	s, err := Open(opts, zerolog.Nop())
 	if err != nil {
@@ -187,8 +186,8 @@ func waitCheckpoint(t *testing.T, s *Store, off int64) {
 	}
 }
 
-func checkpointOpts(t *testing.T) storage.Options {
-	opts := storetest.Options(t.TempDir())
+func checkpointOpts(t *testing.T) Options {
+	opts := testOptions(t.TempDir())
 	opts.FlushIntervalCommitLog = 5
 	opts.FlushCommitLogThoroughInterval = 10
 	opts.FlushIntervalConsumeQueue = 5

@@ -78,7 +78,7 @@ func readQueue(t testing.TB, s *Store, topic string, qid int32) []*message.Ext {
 // read path: the record is skipped and counted, never served; the messages
 // around it still are.
 func TestS3CorruptRecordInOldFileNotServed(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	res := putN(t, s, "S3", 0, 2000)
 	maxPhy := s.MaxPhyOffset()
@@ -118,7 +118,7 @@ func TestS3CorruptRecordInOldFileNotServed(t *testing.T) {
 // checkpoint recovery walks the whole log; a corrupt record in the middle ends
 // it there (RocketMQ's policy), with the dropped bytes reported.
 func TestS3CorruptRecordInScannedRangeTruncates(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	s := openT(t, opts)
 	res := putN(t, s, "S3", 0, 2000)
 	crash(t, s)
@@ -159,7 +159,7 @@ func TestS4BadLengthsInTail(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			opts := storetest.Options(t.TempDir())
+			opts := testOptions(t.TempDir())
 			s := openT(t, opts)
 			res := putN(t, s, "S4", 0, 30)
 			last := res[29]
@@ -197,7 +197,7 @@ func TestS4BadLengthsInTail(t *testing.T) {
 // only after an fsync covering it; when the fsync takes longer than
 // syncFlushTimeout the answer is FLUSH_DISK_TIMEOUT, never PUT_OK.
 func TestS10SlowFsyncGivesFlushDiskTimeout(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.FlushDiskType = storage.SyncFlush
 	opts.SyncFlushTimeout = 100
 	s := openT(t, opts)
@@ -266,7 +266,7 @@ func TestS10SlowFsyncGivesFlushDiskTimeout(t *testing.T) {
 func TestS14CrashWhileRolling(t *testing.T) {
 	for _, c := range []string{"missing", "empty", "short", "zeroFilled", "blankThenEmpty"} {
 		t.Run(c, func(t *testing.T) {
-			opts := storetest.Options(t.TempDir())
+			opts := testOptions(t.TempDir())
 			s := openT(t, opts)
 			putN(t, s, "S14", 0, 1000)
 			maxPhy := s.MaxPhyOffset()
@@ -337,7 +337,7 @@ var fuzzSeed = sync.OnceValues(func() (map[string][]byte, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	opts := storetest.Options(dir)
+	opts := testOptions(dir)
 	s, err := Open(opts, zerolog.Nop())
 	if err != nil {
 		return nil, err
@@ -395,7 +395,7 @@ func FuzzRecover(f *testing.F) {
 	// Commit-log files first so small selectors hit them most.
 	sortByCommitLogFirst(names)
 	f.Fuzz(func(t *testing.T, edits []byte) {
-		opts := storetest.Options(t.TempDir())
+		opts := testOptions(t.TempDir())
 		files := map[string][]byte{}
 		for n, b := range seed {
 			files[n] = append([]byte(nil), b...)

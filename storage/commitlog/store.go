@@ -39,7 +39,7 @@ var errNotRunning = errors.New("store is not running")
 // store.*, Start opens and recovers, Stop flushes and closes cleanly) and a
 // storage.Store. Open and Close drive the same lifecycle without a kernel.
 type Store struct {
-	opts        storage.Options
+	opts        Options
 	log         zerolog.Logger
 	cqFileSize  int64
 	syncFlush   bool
@@ -112,7 +112,7 @@ func (*Store) MQDModule() kernel.ModuleInfo {
 
 // Provision reads the store.* configuration.
 func (s *Store) Provision(ctx kernel.Context) error {
-	s.opts = storage.DefaultOptions()
+	s.opts = DefaultOptions()
 	if err := ctx.Config.Unmarshal("store", &s.opts); err != nil {
 		return fmt.Errorf("store options: %w", err)
 	}
@@ -126,8 +126,15 @@ func (s *Store) Validate() error {
 	return s.opts.Validate()
 }
 
+// CommitLogDir and ConsumeQueueDir are where this engine keeps its files
+// (the broker's runtime info reports their disks' usage).
+func (s *Store) CommitLogDir() string { return s.opts.CommitLogDir() }
+
+// ConsumeQueueDir is where the consume queues live.
+func (s *Store) ConsumeQueueDir() string { return s.opts.ConsumeQueueDir() }
+
 // Options returns the store's options.
-func (s *Store) Options() storage.Options { return s.opts }
+func (s *Store) Options() Options { return s.opts }
 
 // Capabilities implements kernel.Capable.
 func (*Store) Capabilities() []string {
@@ -136,7 +143,7 @@ func (*Store) Capabilities() []string {
 
 // Open creates, recovers and starts a store without a kernel; a delivery
 // timer given is set before recovery dispatches anything.
-func Open(opts storage.Options, log zerolog.Logger, timer ...storage.DeliveryTimer) (*Store, error) {
+func Open(opts Options, log zerolog.Logger, timer ...storage.DeliveryTimer) (*Store, error) {
 	s := &Store{opts: opts, log: log}
 	for _, t := range timer {
 		s.SetDeliveryTimer(t)

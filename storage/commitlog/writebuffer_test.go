@@ -12,7 +12,7 @@ import (
 // mapping; files with and without one follow each other across rolls, and
 // everything acknowledged is read back after a restart.
 func TestWriteBufferFallback(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.FlushDiskType = storage.SyncFlush
 	s := openT(t, opts)
 	putN(t, s, "WB", 0, 50)
@@ -48,7 +48,7 @@ func TestWriteBufferFallback(t *testing.T) {
 // TestWarmingKeepsAhead: under ASYNC_FLUSH the warmer faults in the newest
 // file's pages ahead of the write position.
 func TestWarmingKeepsAhead(t *testing.T) {
-	opts := storetest.Options(t.TempDir())
+	opts := testOptions(t.TempDir())
 	opts.MappedFileSizeCommitLog = 16 << 20
 	s := openT(t, opts)
 	defer closeT(t, s)

@@ -25,9 +25,9 @@ import (
 type Engine struct {
 	// Open opens (or reopens, with the same options) a store with
 	// DeliveryTimer set before anything is dispatched. The suite sets
-	// StorePathRootDir to a temporary directory and small file sizes
-	// (64 KiB commit log files, 100-entry consume queue files) so roll-over
-	// is exercised.
+	// StorePathRootDir to a temporary directory and 64 KiB commit-log files
+	// so roll-over is exercised; an engine's own settings (small files of
+	// its own kinds) are its Open's business.
 	Open func(t *testing.T, opts storage.Options) storage.Store
 	// Close shuts a store down cleanly (flush, checkpoint, release files).
 	Close func(t *testing.T, s storage.Store)
@@ -38,9 +38,6 @@ func Options(dir string) storage.Options {
 	o := storage.DefaultOptions()
 	o.StorePathRootDir = filepath.Join(dir, "store")
 	o.MappedFileSizeCommitLog = 64 * 1024
-	o.MappedFileSizeConsumeQueue = 100 * 20
-	o.MaxHashSlotNum = 64
-	o.MaxIndexNum = 100
 	return o
 }
 
