@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -141,4 +142,15 @@ func TestInstallRefusesNonPlugin(t *testing.T) {
 			t.Fatalf("temporary file left: %s", e.Name())
 		}
 	}
+}
+
+// TestOtherProtocolVersionRefused: a plugin built for another protocol
+// version is refused at install, with both versions in the message.
+func TestOtherProtocolVersionRefused(t *testing.T) {
+	src := plugintest.Build(t, "./kernel/pluginhost/testdata/badversion", t.TempDir())
+	_, err := Install(filepath.Join(t.TempDir(), "plugins"), src)
+	if err == nil || !strings.Contains(err.Error(), "Plugin version: 99") || !strings.Contains(err.Error(), fmt.Sprintf("Client versions: [%d]", pluginpb.ProtocolVersion)) {
+		t.Fatalf("install of a protocol-99 plugin: %v", err)
+	}
+	t.Logf("refused: %v", err)
 }
