@@ -14,6 +14,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
@@ -29,6 +30,10 @@ type Registration struct {
 	HAServerAddr string
 	BrokerID     int64
 	Body         []byte
+	// At is when the registry recorded it (set by Watchers; zero: now). A
+	// name server expires a broker that many seconds after it, so an entry
+	// delivered again after a re-watch does not look fresh.
+	At time.Time
 }
 
 // Answer is what the registry tells the broker.

@@ -19,6 +19,7 @@ package nats
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,18 +178,12 @@ type entry struct {
 	Body         []byte `json:"body"` // RegisterBrokerBody JSON
 }
 
-// keyFor is the bucket key of a broker: cluster.brokerName.brokerId, each
-// part limited to the characters a key may hold.
+// keyFor is the bucket key of a broker: cluster.brokerName.brokerId, the
+// names in unpadded URL-safe base64 (characters a key may hold, and two
+// names never share a key).
 func keyFor(cluster, brokerName string, id int64) string {
-	clean := func(s string) string {
-		return strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '=' {
-				return r
-			}
-			return '_'
-		}, s)
-	}
-	return clean(cluster) + "." + clean(brokerName) + "." + strconv.FormatInt(id, 10)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(cluster)) + "." + enc.EncodeToString([]byte(brokerName)) + "." + strconv.FormatInt(id, 10)
 }
 
 // Announce implements discovery.Announcer: the registration is written to
@@ -290,7 +285,7 @@ func (n *NATS) watchOnce(ctx context.Context, sink discovery.Sink, known map[str
 					continue
 				}
 				r := &discovery.Registration{ClusterName: m.ClusterName, BrokerName: m.BrokerName, BrokerAddr: m.BrokerAddr,
-					HAServerAddr: m.HAServerAddr, BrokerID: m.BrokerID, Body: m.Body}
+					HAServerAddr: m.HAServerAddr, BrokerID: m.BrokerID, Body: m.Body, At: e.Created()}
 				known[e.Key()] = r
 				sink.Put(r)
 			default: // deleted or purged

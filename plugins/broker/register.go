@@ -161,7 +161,23 @@ func (b *Broker) registerAll() {
 		b.log.Error().Err(err).Msg("encode registration")
 		return
 	}
-	ans, err := b.discovery.Announce(context.Background(), reg)
+	// Bounded like a name server registration, and ended by the broker's
+	// stop: a registry (or a discovery plugin) that does not answer must
+	// hold neither the period nor shutdown.
+	timeout := time.Duration(b.cfg.RegisterBrokerTimeoutMills) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 6 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ans, err := b.discovery.Announce(ctx, reg)
 	if err != nil {
 		if !errors.Is(err, discovery.ErrNoRegistry) {
 			b.log.Warn().Err(err).Msg("announce the broker: no registry took it; retried next period")

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting"
@@ -634,27 +635,9 @@ func deliveryTimer(levels []time.Duration) storage.DeliveryTimer {
 	}
 }
 
-// atoiBytes parses a decimal integer without allocating.
+// atoiBytes parses a decimal integer as strconv.ParseInt does (a sign, no
+// overflow), without copying b.
 func atoiBytes(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	neg := b[0] == '-'
-	if neg {
-		b = b[1:]
-		if len(b) == 0 {
-			return 0, false
-		}
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
+	n, err := strconv.ParseInt(unsafe.String(unsafe.SliceData(b), len(b)), 10, 64)
+	return n, err == nil
 }

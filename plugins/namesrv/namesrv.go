@@ -231,7 +231,11 @@ func (w watchSink) Put(r *discovery.Registration) {
 		}
 		reg.Topics, reg.FilterServers = rb.TopicConfigSerializeWrapper, rb.FilterServerList
 	}
-	if res := w.n.routes.Register(reg, time.Now()); res.New {
+	at := r.At
+	if at.IsZero() || at.After(time.Now()) {
+		at = time.Now()
+	}
+	if res := w.n.routes.Register(reg, at); res.New {
 		w.n.log.Info().Str("cluster", reg.Cluster).Str("brokerName", reg.BrokerName).Int64("brokerId", reg.BrokerID).
 			Str("brokerAddr", reg.BrokerAddr).Int("topics", len(reg.Topics.TopicConfigTable)).Msg("broker registered (discovery registry)")
 	}

@@ -154,8 +154,7 @@ type Store struct {
 	queues   map[queueKey]*queue
 
 	reqs     chan *putReq
-	synced   chan []*putReq // written batches awaiting their sync (SYNC_FLUSH only)
-	syncWG   sync.WaitGroup
+	fenced   atomic.Pointer[error] // a write failed: no more puts
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	running  atomic.Bool
@@ -243,7 +242,10 @@ func (s *Store) Start() error {
 	// Records (about 1 KiB) go to the value log, not the LSM tree, so
 	// compactions move only keys and small units; keys are written once by
 	// one committer, so conflict detection would only cost.
-	bo := badgerdb.DefaultOptions(s.eng.Dir).WithLogger(zerologAdapter{s.log}).WithSyncWrites(false).
+	// Under SYNC_FLUSH Badger syncs every write (and the files it rotates
+	// out, which DB.Sync would not); one write carries every put queued
+	// meanwhile, so that is the group commit.
+	bo := badgerdb.DefaultOptions(s.eng.Dir).WithLogger(zerologAdapter{s.log}).WithSyncWrites(s.opts.IsSyncFlush()).
 		WithMetricsEnabled(false).WithDetectConflicts(false).WithValueThreshold(s.eng.ValueThreshold).
 		WithNumVersionsToKeep(1)
 	db, err := badgerdb.Open(bo)
@@ -268,11 +270,6 @@ func (s *Store) Start() error {
 	s.wg.Add(2)
 	go s.commitLoop()
 	go s.maintenance()
-	if s.opts.IsSyncFlush() {
-		s.synced = make(chan []*putReq, 64)
-		s.syncWG.Add(1)
-		go s.syncLoop()
-	}
 	return nil
 }
 
@@ -284,9 +281,10 @@ func (s *Store) load() error {
 		it.Seek([]byte{prefixRecord, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
 		if it.Valid() {
 			phy := int64(binary.BigEndian.Uint64(it.Item().Key()[1:]))
-			size := it.Item().ValueSize()
-			s.nextPhy = phy + size
+			// The record's own size: ValueSize is an estimate for values
+			// kept in the value log.
 			if err := it.Item().Value(func(v []byte) error {
+				s.nextPhy = phy + int64(message.RecordSize(v))
 				s.lastStoreTs = message.RecordStoreTimestamp(v)
 				return nil
 			}); err != nil {
@@ -389,6 +387,9 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	if !s.running.Load() {
 		return storage.PutResult{Status: storage.PutServiceNotAvailable, Err: errNotRunning}
 	}
+	if err := s.fenced.Load(); err != nil {
+		return storage.PutResult{Status: storage.PutServiceNotAvailable, Err: *err}
+	}
 	if s.opts.IsSlave() {
 		return storage.PutResult{Status: storage.PutServiceNotAvailable, Err: errors.New("a slave does not accept writes")}
 	}
@@ -456,8 +457,21 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	s.nextPhy = req.endPhy
 	s.reqs <- req // in log order: the channel is filled under putMu
 	s.putMu.Unlock()
-	<-req.done
-	return req.res
+	if !s.opts.IsSyncFlush() {
+		<-req.done
+		return req.res
+	}
+	t := time.NewTimer(time.Duration(s.opts.SyncFlushTimeout) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-req.done:
+		return req.res
+	case <-t.C:
+		// Stored, not yet known durable; the write goes on.
+		res := req.res
+		res.Status, res.Err = storage.PutFlushDiskTimeout, errors.New("the sync did not finish within syncFlushTimeout")
+		return res
+	}
 }
 
 // queueFor returns (creating) a queue's state; under putMu.
@@ -531,57 +545,33 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// commit writes a batch of puts and, under ASYNC_FLUSH, makes it readable
-// and answers it; under SYNC_FLUSH it hands the batch to syncLoop, which
-// does both after the sync that covers it, while this loop writes the next.
+// commit writes a batch of puts (synced by Badger before it returns under
+// SYNC_FLUSH: SyncWrites), then makes it readable and answers it. A failed
+// write fences the store: some of the batch may be in Badger, so nothing
+// later may be written past it, and the puts are answered as not stored.
 func (s *Store) commit(batch []*putReq) {
+	if err := s.fenced.Load(); err != nil {
+		s.fail(batch, *err)
+		return
+	}
 	if err := s.write(batch); err != nil {
+		s.fence(err)
 		s.fail(batch, err)
 		return
 	}
-	if s.synced == nil {
-		s.release(batch)
-		return
+	s.release(batch)
+}
+
+func (s *Store) fence(err error) {
+	if s.fenced.CompareAndSwap(nil, &err) {
+		s.log.Error().Err(err).Msg("badger store: a write failed; the store takes no more puts until it is restarted")
 	}
-	s.synced <- slices.Clone(batch)
 }
 
 func (s *Store) fail(batch []*putReq, err error) {
-	s.log.Error().Err(err).Int("puts", len(batch)).Msg("badger store: write failed; the puts are refused")
 	for _, r := range batch {
-		r.res = storage.PutResult{Status: storage.PutUnknownError, Err: err}
+		r.res = storage.PutResult{Status: storage.PutServiceNotAvailable, Err: err}
 		close(r.done)
-	}
-}
-
-// syncLoop syncs what the committer wrote, many batches per sync (group
-// commit), and releases them in order.
-func (s *Store) syncLoop() {
-	defer s.syncWG.Done()
-	var pending []*putReq
-	for {
-		b, ok := <-s.synced
-		if !ok {
-			return
-		}
-		pending = append(pending[:0], b...)
-	more:
-		for {
-			select {
-			case b, ok := <-s.synced:
-				if !ok {
-					break more
-				}
-				pending = append(pending, b...)
-			default:
-				break more
-			}
-		}
-		if err := s.db.Sync(); err != nil {
-			s.fail(pending, err)
-			continue
-		}
-		s.release(pending)
 	}
 }
 
@@ -594,8 +584,10 @@ func (s *Store) release(batch []*putReq) {
 			u.q.next.Store(u.offset + 1)
 		}
 		s.maxPhy.Store(r.endPhy)
-		s.lastIndexPhy.Store(r.res.CommitLogOffset)
-		s.lastIndexTs.Store(r.res.StoreTimestamp)
+		if len(r.recs) > 0 { // not a barrier
+			s.lastIndexPhy.Store(r.res.CommitLogOffset)
+			s.lastIndexTs.Store(r.res.StoreTimestamp)
+		}
 		close(r.done)
 		if l != nil {
 			for _, u := range r.units {
@@ -738,10 +730,6 @@ func (s *Store) Stop(kernel.StopContext) error {
 	close(s.stop)
 	s.putMu.Unlock()
 	s.wg.Wait() // the committer wrote every accepted put
-	if s.synced != nil {
-		close(s.synced)
-		s.syncWG.Wait()
-	}
 	return errors.Join(s.db.Sync(), s.db.Close())
 }
 
@@ -815,8 +803,16 @@ func (s *Store) GetMessages(topic string, id int32, offset int64, maxMsgs int, m
 		p := queuePrefix(topic, id)
 		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
+		found := false
 		for it.Seek(unitKey(topic, id, offset)); it.Valid(); it.Next() {
 			qo := int64(binary.BigEndian.Uint64(it.Item().Key()[len(p):]))
+			if !found && qo > offset {
+				// A gap (units expired or never written): every unit below
+				// maxOff was visible when the read began, so the queue goes
+				// on at qo.
+				next = min(qo, maxOff)
+			}
+			found = true
 			if qo >= maxOff || qo-offset >= scan {
 				break
 			}
@@ -853,12 +849,11 @@ func (s *Store) GetMessages(topic string, id int32, offset int64, maxMsgs int, m
 			res.TotalBytes += len(rec)
 			res.Status = storage.GetFound
 		}
+		if !found {
+			next = maxOff // no unit from offset on below the end
+		}
 		return nil
 	})
-	if next == offset && res.Status != storage.GetFound {
-		// Nothing at offset (expired under us): continue at the minimum.
-		next = max(offset+1, min(q.min.Load(), maxOff))
-	}
 	res.NextBeginOffset = next
 	return res
 }
@@ -942,30 +937,48 @@ func (s *Store) MinPhyOffset() int64 { return s.minPhy.Load() }
 func (s *Store) MaxPhyOffset() int64 { return s.maxPhy.Load() }
 
 // DeleteTopics implements storage.Store: the topics' queues go (units and
-// next offsets, by prefix); their records stay until retention.
+// next offsets, by prefix); their records stay until retention. Badger
+// blocks writes while it drops a prefix, so the drop runs with puts held
+// (putMu) and every accepted put written first (a barrier through the
+// committer); a put to the topic accepted before the delete cannot bring a
+// unit back after it.
 func (s *Store) DeleteTopics(topics ...string) error {
+	var prefixes [][]byte
 	for _, t := range topics {
 		// Names are key material here, not paths, but a name no engine
 		// could hold is refused alike on every engine.
 		if t == "" || t == "." || strings.Contains(t, "..") || strings.ContainsAny(t, "/\\\x00") {
 			return fmt.Errorf("topic name %q is not a topic", t)
 		}
-	}
-	for _, t := range topics {
-		s.queuesMu.Lock()
-		for k := range s.queues {
-			if k.topic == t {
-				delete(s.queues, k)
-			}
-		}
-		s.queuesMu.Unlock()
 		for _, prefix := range []byte{prefixQueue, prefixNext} {
-			p := append(append([]byte{prefix}, t...), 0)
-			if err := s.db.DropPrefix(p); err != nil {
-				return err
-			}
+			prefixes = append(prefixes, append(append([]byte{prefix}, t...), 0))
 		}
 	}
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	if !s.running.Load() {
+		return errNotRunning
+	}
+	barrier := &putReq{done: make(chan struct{}), endPhy: s.nextPhy}
+	s.reqs <- barrier
+	<-barrier.done
+	var err error
+	for range 50 { // value-log GC may hold the write block for a moment
+		if err = s.db.DropPrefix(prefixes...); !errors.Is(err, badgerdb.ErrBlockedWrites) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	s.queuesMu.Lock()
+	for k := range s.queues {
+		if slices.Contains(topics, k.topic) {
+			delete(s.queues, k)
+		}
+	}
+	s.queuesMu.Unlock()
 	return nil
 }
 
@@ -1017,6 +1030,7 @@ func (s *Store) QueryMessages(topic, key string, maxNum int, begin, end int64, u
 	if end <= 0 {
 		end = math.MaxInt64
 	}
+	limit := s.maxPhy.Load() // index keys of puts not answered yet are not answers
 	prefixes := []byte{prefixUniq, prefixKey} // a key may be a KEYS token or the UNIQ_KEY
 	if uniqKey {
 		prefixes = prefixes[:1]
@@ -1039,7 +1053,7 @@ func (s *Store) QueryMessages(topic, key string, maxNum int, begin, end int64, u
 					return nil
 				})
 				phy := int64(binary.BigEndian.Uint64(k[len(p):]))
-				if ts < begin || ts > end || slices.Contains(res.Offsets, phy) {
+				if ts < begin || ts > end || phy >= limit || slices.Contains(res.Offsets, phy) {
 					continue
 				}
 				res.Offsets = append(res.Offsets, phy)

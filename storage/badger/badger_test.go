@@ -3,6 +3,7 @@ package badger
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,5 +72,51 @@ func TestRetentionByTTL(t *testing.T) {
 	}
 	if r := s.Put(storetest.Msg("T", 0, "later", "")); r.QueueOffset != 5 {
 		t.Fatalf("put after expiry took offset %d, want 5", r.QueueOffset)
+	}
+}
+
+// TestDeleteTopicsUnderLoad: deleting topics while other topics take puts
+// fails none of those puts (Badger blocks writes during a prefix drop).
+func TestDeleteTopicsUnderLoad(t *testing.T) {
+	s, err := Open(storetest.Options(t.TempDir()), DefaultOptions(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r := s.Put(storetest.Msg("KEEP", int32(g), fmt.Sprint(i), "")); r.Status != storage.PutOK {
+					errs <- fmt.Errorf("put during deletes: %v %v", r.Status, r.Err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		topic := fmt.Sprint("GONE", i)
+		s.Put(storetest.Msg(topic, 0, "x", ""))
+		if err := s.DeleteTopics(topic); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.QueueIDs(topic)) != 0 {
+			t.Fatalf("%s still has queues", topic)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
