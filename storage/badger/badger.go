@@ -1030,7 +1030,7 @@ func (s *Store) QueryMessages(topic, key string, maxNum int, begin, end int64, u
 	if end <= 0 {
 		end = math.MaxInt64
 	}
-	limit := s.maxPhy.Load() // index keys of puts not answered yet are not answers
+	limit := s.maxPhy.Load()                  // index keys of puts not answered yet are not answers
 	prefixes := []byte{prefixUniq, prefixKey} // a key may be a KEYS token or the UNIQ_KEY
 	if uniqKey {
 		prefixes = prefixes[:1]
