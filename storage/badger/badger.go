@@ -67,6 +67,9 @@ const (
 
 const unitSize = 20 // consume-queue unit: phy, size, tags code
 
+// maxInflight bounds the batches being written at once.
+const maxInflight = 16
+
 func init() { kernel.RegisterModule(new(Store)) }
 
 // Options are the engine's own settings, beside the store.* keys it shares
@@ -155,6 +158,11 @@ type Store struct {
 
 	reqs     chan *putReq
 	fenced   atomic.Pointer[error] // a write failed: no more puts
+	seq      uint64                // batches committed (committer goroutine only)
+	slots    chan struct{}         // bounds the batches written at once
+	inflight sync.WaitGroup
+	results  chan commitResult
+	relWG    sync.WaitGroup
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	running  atomic.Bool
@@ -265,6 +273,10 @@ func (s *Store) Start() error {
 		return err
 	}
 	s.reqs = make(chan *putReq, 4096)
+	s.slots = make(chan struct{}, maxInflight)
+	s.results = make(chan commitResult, maxInflight)
+	s.relWG.Add(1)
+	go s.releaseLoop()
 	s.stop = make(chan struct{})
 	s.running.Store(true)
 	s.wg.Add(2)
@@ -525,8 +537,10 @@ func (s *Store) commitLoop() {
 			for {
 				select {
 				case r := <-s.reqs:
-					s.commit(append(batch[:0], r))
+					s.commit([]*putReq{r})
 				default:
+					s.inflight.Wait()
+					close(s.results)
 					return
 				}
 			}
@@ -541,25 +555,74 @@ func (s *Store) commitLoop() {
 				break more
 			}
 		}
-		s.commit(batch)
+		s.commit(slices.Clone(batch))
 	}
 }
 
-// commit writes a batch of puts (synced by Badger before it returns under
-// SYNC_FLUSH: SyncWrites), then makes it readable and answers it. A failed
-// write fences the store: some of the batch may be in Badger, so nothing
-// later may be written past it, and the puts are answered as not stored.
+// commitResult is a written batch, in commit order.
+type commitResult struct {
+	seq   uint64
+	batch []*putReq
+	err   error
+}
+
+// commit starts the write of a batch of puts without waiting for it:
+// Badger writes (and, under SYNC_FLUSH, syncs: SyncWrites) the transactions
+// committed meanwhile together, so several batches share a sync; the
+// releaser answers them in order. At most maxInflight batches are written
+// at once.
 func (s *Store) commit(batch []*putReq) {
+	s.seq++
+	seq := s.seq
+	s.slots <- struct{}{}
+	s.inflight.Add(1)
+	done := func(err error) {
+		s.results <- commitResult{seq, batch, err}
+		<-s.slots
+		s.inflight.Done()
+	}
 	if err := s.fenced.Load(); err != nil {
-		s.fail(batch, *err)
+		done(*err)
 		return
 	}
-	if err := s.write(batch); err != nil {
-		s.fence(err)
-		s.fail(batch, err)
-		return
+	s.write(batch, done)
+}
+
+// releaseLoop makes written puts readable and answers them in commit order.
+// A failed write fences the store: part of it may be in Badger, so nothing
+// may be written past it; its puts, and those written after it, are
+// answered as not stored and never become readable.
+func (s *Store) releaseLoop() {
+	defer s.relWG.Done()
+	next := uint64(1)
+	held := map[uint64]commitResult{}
+	for r := range s.results {
+		held[r.seq] = r
+		for {
+			c, ok := held[next]
+			if !ok {
+				break
+			}
+			delete(held, next)
+			next++
+			if c.err == nil {
+				c.err = fencedErr(s.fenced.Load())
+			}
+			if c.err != nil {
+				s.fence(c.err)
+				s.fail(c.batch, c.err)
+				continue
+			}
+			s.release(c.batch)
+		}
 	}
-	s.release(batch)
+}
+
+func fencedErr(p *error) error {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func (s *Store) fence(err error) {
@@ -605,10 +668,16 @@ func (s *Store) entry(key, val []byte) *badgerdb.Entry {
 	return e
 }
 
-// write puts a batch's keys in as few transactions as Badger allows.
-func (s *Store) write(batch []*putReq) error {
+// write puts a batch's keys in as few transactions as Badger allows and
+// calls done once the last is written (synced under SYNC_FLUSH).
+func (s *Store) write(batch []*putReq, done func(error)) {
+	if err := s.writeTxn(batch, done); err != nil {
+		done(err)
+	}
+}
+
+func (s *Store) writeTxn(batch []*putReq, done func(error)) error {
 	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
 	set := func(e *badgerdb.Entry) error {
 		err := txn.SetEntry(e)
 		if errors.Is(err, badgerdb.ErrTxnTooBig) {
@@ -617,6 +686,9 @@ func (s *Store) write(batch []*putReq) error {
 			}
 			txn = s.db.NewTransaction(true)
 			err = txn.SetEntry(e)
+		}
+		if err != nil {
+			txn.Discard()
 		}
 		return err
 	}
@@ -650,10 +722,12 @@ func (s *Store) write(batch []*putReq) error {
 	for k, n := range nexts {
 		// The queue's next offset never expires: it outlives its units.
 		if err := set(badgerdb.NewEntry(nextKey(k.topic, k.id), binary.BigEndian.AppendUint64(nil, uint64(n)))); err != nil {
+			txn.Discard()
 			return err
 		}
 	}
-	return txn.Commit()
+	txn.CommitWith(done)
+	return nil
 }
 
 // maintenance syncs under ASYNC_FLUSH, advances the bounds retention moved
@@ -729,7 +803,8 @@ func (s *Store) Stop(kernel.StopContext) error {
 	s.putMu.Lock() // puts in progress have queued their request
 	close(s.stop)
 	s.putMu.Unlock()
-	s.wg.Wait() // the committer wrote every accepted put
+	s.wg.Wait()    // the committer wrote every accepted put
+	s.relWG.Wait() // and answered it
 	return errors.Join(s.db.Sync(), s.db.Close())
 }
 
