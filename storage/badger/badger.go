@@ -31,11 +31,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1079,12 +1079,7 @@ func (s *Store) Topics() []string {
 		seen[k.topic] = true
 	}
 	s.queuesMu.RUnlock()
-	out := make([]string, 0, len(seen))
-	for t := range seen {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // QueryMessages implements storage.Store: the index is written with the

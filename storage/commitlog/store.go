@@ -14,8 +14,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -444,12 +446,7 @@ func (s *Store) Topics() []string {
 		seen[k.topic] = true
 	}
 	s.cqMu.RUnlock()
-	out := make([]string, 0, len(seen))
-	for t := range seen {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // DeleteTopics implements storage.Store: it drops the topics' consume queues
