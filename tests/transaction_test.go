@@ -376,6 +376,37 @@ func remoteMaxOffset(t testing.TB, addr, topic string) int64 {
 	return n
 }
 
+// openTxListener decides by body: commit-* and rollback-* at once,
+// open-commit-* and open-rollback-* only once decided is set (until then
+// unknown, so they wait for a check-back).
+func openTxListener(decided *atomic.Bool) *txListener {
+	decide := func(body string) primitive.LocalTransactionState {
+		switch {
+		case strings.HasPrefix(body, "commit"), decided.Load() && strings.HasPrefix(body, "open-commit"):
+			return primitive.CommitMessageState
+		case strings.HasPrefix(body, "rollback"), decided.Load() && strings.HasPrefix(body, "open-rollback"):
+			return primitive.RollbackMessageState
+		}
+		return primitive.UnkonwnState
+	}
+	return newTxListener(decide, decide)
+}
+
+// sendTxMix sends n transactions of each kind (commit, rollback,
+// open-commit, open-rollback) and returns which bodies must be delivered.
+func sendTxMix(t *testing.T, p rocketmq.TransactionProducer, topic string, n int) map[string]bool {
+	t.Helper()
+	want := map[string]bool{}
+	for i := range n {
+		for _, kind := range []string{"commit", "rollback", "open-commit", "open-rollback"} {
+			body := fmt.Sprintf("%s-%d", kind, i)
+			sendTx(t, p, topic, body)
+			want[body] = strings.HasPrefix(kind, "commit") || kind == "open-commit"
+		}
+	}
+	return want
+}
+
 // TestTransactionBrokerKill kills a real mqd broker with SIGKILL after some
 // transactions ended and while others are open, then restarts it on the same
 // data: ended transactions stay ended (replayed from the op records written
@@ -399,26 +430,10 @@ func TestTransactionBrokerKill(t *testing.T) {
 	group := UniqueName("TxKillPG")
 
 	var restarted atomic.Bool
-	decide := func(body string) primitive.LocalTransactionState {
-		switch {
-		case strings.HasPrefix(body, "commit"), restarted.Load() && strings.HasPrefix(body, "open-commit"):
-			return primitive.CommitMessageState
-		case strings.HasPrefix(body, "rollback"), restarted.Load() && strings.HasPrefix(body, "open-rollback"):
-			return primitive.RollbackMessageState
-		}
-		return primitive.UnkonwnState
-	}
-	l := newTxListener(decide, decide)
+	l := openTxListener(&restarted)
 	p := newTxProducer(t, ns.NameSrvAddr, group, "", l)
 	const n = 10
-	want := map[string]bool{}
-	for i := range n {
-		for _, kind := range []string{"commit", "rollback", "open-commit", "open-rollback"} {
-			body := fmt.Sprintf("%s-%d", kind, i)
-			sendTx(t, p, topic, body)
-			want[body] = strings.HasPrefix(kind, "commit") || kind == "open-commit"
-		}
-	}
+	want := sendTxMix(t, p, topic, n)
 	WaitFor(t, 60*time.Second, func() bool { return remoteMaxOffset(t, br.BrokerAddr, transOpTopic) >= 2*n },
 		"the %d commits and rollbacks applied", 2*n)
 	br.Kill()
@@ -471,26 +486,10 @@ func TestTransactionSlavePromoted(t *testing.T) {
 	group := UniqueName("TxPromotePG")
 
 	var promoted atomic.Bool
-	decide := func(body string) primitive.LocalTransactionState {
-		switch {
-		case strings.HasPrefix(body, "commit"), promoted.Load() && strings.HasPrefix(body, "open-commit"):
-			return primitive.CommitMessageState
-		case strings.HasPrefix(body, "rollback"), promoted.Load() && strings.HasPrefix(body, "open-rollback"):
-			return primitive.RollbackMessageState
-		}
-		return primitive.UnkonwnState
-	}
-	l := newTxListener(decide, decide)
+	l := openTxListener(&promoted)
 	p := newTxProducer(t, ns.NameSrvAddr, group, "", l)
 	const n = 10
-	want := map[string]bool{}
-	for i := range n {
-		for _, kind := range []string{"commit", "rollback", "open-commit", "open-rollback"} {
-			body := fmt.Sprintf("%s-%d", kind, i)
-			sendTx(t, p, topic, body)
-			want[body] = strings.HasPrefix(kind, "commit") || kind == "open-commit"
-		}
-	}
+	want := sendTxMix(t, p, topic, n)
 	// The ends of the decided ones are op records, replicated like any other.
 	WaitFor(t, 60*time.Second, func() bool { return remoteMaxOffset(t, s.BrokerAddr, transOpTopic) >= 2*n },
 		"the %d commits and rollbacks replicated", 2*n)
