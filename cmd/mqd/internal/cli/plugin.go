@@ -49,17 +49,29 @@ func (p *pluginOptions) resolve(sys IO) (string, error) {
 	return cfg.String(pluginhost.DirKey), nil
 }
 
-func pluginInstallCommand(sys IO) *cobra.Command {
+// pluginDirCommand is a plugin subcommand that works on the plugin
+// directory (--dir, or plugins.dir of the configuration flags).
+func pluginDirCommand(use, short string, args cobra.PositionalArgs, run func(dir string, args []string) error, sys IO) *cobra.Command {
 	var p pluginOptions
 	c := &cobra.Command{
-		Use:   "install PATH",
-		Short: "copy a plugin binary into the plugin directory and record what it is and its SHA-256",
-		Args:  cmdline.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Use:   use,
+		Short: short,
+		Args:  args,
+		RunE: func(_ *cobra.Command, a []string) error {
 			dir, err := p.resolve(sys)
 			if err != nil {
 				return err
 			}
+			return run(dir, a)
+		},
+	}
+	p.add(c)
+	return c
+}
+
+func pluginInstallCommand(sys IO) *cobra.Command {
+	return pluginDirCommand("install PATH", "copy a plugin binary into the plugin directory and record what it is and its SHA-256",
+		cmdline.ExactArgs(1), func(dir string, args []string) error {
 			e, err := pluginhost.Install(dir, args[0])
 			if err != nil {
 				return err
@@ -69,45 +81,23 @@ func pluginInstallCommand(sys IO) *cobra.Command {
 				fmt.Fprintf(sys.Stdout, "  key %s (default %q): %s\n", e.KeyPath(k.Name), k.Default, k.Doc)
 			}
 			return nil
-		},
-	}
-	p.add(c)
-	return c
+		}, sys)
 }
 
 func pluginRemoveCommand(sys IO) *cobra.Command {
-	var p pluginOptions
-	c := &cobra.Command{
-		Use:   "remove NAME",
-		Short: "remove an installed plugin (refused while a running mqd uses it)",
-		Args:  cmdline.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			dir, err := p.resolve(sys)
-			if err != nil {
-				return err
-			}
+	return pluginDirCommand("remove NAME", "remove an installed plugin (refused while a running mqd uses it)",
+		cmdline.ExactArgs(1), func(dir string, args []string) error {
 			if err := pluginhost.Remove(dir, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(sys.Stdout, "removed %s from %s\n", args[0], dir)
 			return nil
-		},
-	}
-	p.add(c)
-	return c
+		}, sys)
 }
 
 func pluginVerifyCommand(sys IO) *cobra.Command {
-	var p pluginOptions
-	c := &cobra.Command{
-		Use:   "verify",
-		Short: "re-hash every installed plugin; exit 1 if any differs from what was installed",
-		Args:  cmdline.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
-			dir, err := p.resolve(sys)
-			if err != nil {
-				return err
-			}
+	return pluginDirCommand("verify", "re-hash every installed plugin; exit 1 if any differs from what was installed",
+		cmdline.NoArgs, func(dir string, _ []string) error {
 			all, bad, err := pluginhost.Verify(dir)
 			if err != nil {
 				return err
@@ -120,10 +110,7 @@ func pluginVerifyCommand(sys IO) *cobra.Command {
 			}
 			fmt.Fprintf(sys.Stdout, "%d installed plugins verified in %s\n", len(all), dir)
 			return nil
-		},
-	}
-	p.add(c)
-	return c
+		}, sys)
 }
 
 func orDash(s string) string {
