@@ -18,7 +18,6 @@ import (
 
 	"github.com/mqd/mqd/discovery"
 	"github.com/mqd/mqd/kernel"
-	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/kernel/pluginhost"
 	"github.com/mqd/mqd/plugins/sdk/pluginpb"
 )
@@ -50,17 +49,10 @@ func (m *Mode) MQDModule() kernel.ModuleInfo {
 // Provision reads the plugin's keys.
 func (m *Mode) Provision(ctx kernel.Context) error {
 	m.log = ctx.Logger
-	m.values = valuesFrom(m.entry, ctx.Config)
+	m.values = m.entry.Values(ctx.Config)
 	return nil
 }
 
-func valuesFrom(e pluginhost.Entry, c *config.Config) map[string]string {
-	out := make(map[string]string, len(e.Keys))
-	for _, k := range e.Keys {
-		out[k.Name] = fmt.Sprint(c.Get(e.KeyPath(k.Name)))
-	}
-	return out
-}
 
 // Start starts the plugin; its first start must succeed.
 func (m *Mode) Start() error {

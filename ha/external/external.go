@@ -89,18 +89,11 @@ func (m *Mode) MQDModule() kernel.ModuleInfo {
 // Provision reads the plugin's keys and store.syncFlushTimeout.
 func (m *Mode) Provision(ctx kernel.Context) error {
 	m.log = ctx.Logger
-	m.values = m.valuesFrom(ctx.Config)
+	m.values = m.entry.Values(ctx.Config)
 	m.timeout = time.Duration(ctx.Config.Int64("store.syncFlushTimeout")) * time.Millisecond
 	return nil
 }
 
-func (m *Mode) valuesFrom(c *config.Config) map[string]string {
-	out := make(map[string]string, len(m.entry.Keys))
-	for _, k := range m.entry.Keys {
-		out[k.Name] = fmt.Sprint(c.Get(m.entry.KeyPath(k.Name)))
-	}
-	return out
-}
 
 // Validate checks the settings.
 func (m *Mode) Validate() error {
@@ -358,7 +351,7 @@ func (m *Mode) Ready(end int64) error {
 // value is checked first (dryRun) and applied only when the check passed,
 // so a reload is refused before anything changed.
 func (m *Mode) Reconfigure(ctx context.Context, next *config.Config, dryRun bool) error {
-	values := m.valuesFrom(next)
+	values := m.entry.Values(next)
 	m.streamMu.Lock()
 	conn := m.conn
 	m.streamMu.Unlock()

@@ -68,6 +68,17 @@ func RegisterInstalled(dir string) ([]Entry, error) {
 	return m.Plugins, nil
 }
 
+// Values are the plugin's keys as configured in c (defaults filled in by
+// their registration), by key name without the plugin.<name>. prefix: what
+// its Configure call gets.
+func (e Entry) Values(c *config.Config) map[string]string {
+	out := make(map[string]string, len(e.Keys))
+	for _, k := range e.Keys {
+		out[k.Name] = fmt.Sprint(c.Get(e.KeyPath(k.Name)))
+	}
+	return out
+}
+
 // DirKey is the config key of the plugin directory.
 const DirKey = "plugins.dir"
 
