@@ -59,6 +59,7 @@ type Module struct {
 	k    *kernel.Kernel
 	reg  *kernel.AdminRegistry
 	log  zerolog.Logger
+	auto bool // the address was derived, not chosen (SourceAuto)
 
 	addr atomic.Pointer[net.Addr] // set once listening; read from other goroutines
 	srv  *http.Server
@@ -69,11 +70,18 @@ func (*Module) MQDModule() kernel.ModuleInfo {
 	return kernel.ModuleInfo{ID: ModuleID, New: func() kernel.Module { return new(Module) }}
 }
 
+// SourceAuto is the configuration source of an admin address the launcher
+// derived from "auto" (the role's port plus an offset), not one an operator
+// chose: if that port is taken at start, the daemon runs without the
+// endpoint instead of failing.
+const SourceAuto = "auto (role port + offset)"
+
 // Provision reads admin.*.
 func (m *Module) Provision(ctx kernel.Context) error {
 	if err := ctx.Config.Unmarshal("admin", &m.opts); err != nil {
 		return fmt.Errorf("admin config: %w", err)
 	}
+	m.auto = ctx.Config.Source("admin.listen") == SourceAuto
 	m.cfg, m.k, m.reg, m.log = ctx.Config, ctx.Kernel(), ctx.Admin(), ctx.Logger
 	return nil
 }
@@ -122,6 +130,13 @@ func (m *Module) Start() error {
 	}
 	ln, err := net.Listen("tcp", m.opts.Listen)
 	if err != nil {
+		if m.auto {
+			// The launcher found the derived port free, but something took
+			// it since: an address nobody chose costs only the endpoint.
+			m.log.Warn().Err(err).Str("addr", m.opts.Listen).
+				Msg("admin endpoint disabled: its derived port was taken; set admin.listen to choose an address")
+			return nil
+		}
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
 	a := ln.Addr()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -195,5 +196,42 @@ func TestNonLoopbackNeedsSettingAndToken(t *testing.T) {
 	}
 	if err := kernel.New(cfg, zerolog.Nop()).Load(context.Background(), ModuleID); err == nil || !strings.Contains(err.Error(), "allowRemote") {
 		t.Fatalf("Load = %v, want a refusal", err)
+	}
+}
+
+// TestDerivedPortTaken: an address derived from "auto" that is taken by the
+// time the module starts costs only the endpoint; one an operator chose
+// fails the start.
+func TestDerivedPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	for _, auto := range []bool{true, false} {
+		cfg, err := config.Load(config.LoadOptions{Env: []string{}, ProfileSource: noProfile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		source := "test"
+		if auto {
+			source = SourceAuto
+		}
+		if err := cfg.Set("admin.listen", taken, source); err != nil {
+			t.Fatal(err)
+		}
+		k := kernel.New(cfg, zerolog.Nop())
+		if err := k.Load(context.Background(), ModuleID); err != nil {
+			t.Fatal(err)
+		}
+		err = k.Start()
+		if auto && err != nil {
+			t.Fatalf("derived address taken: start failed: %v", err)
+		}
+		if !auto && err == nil {
+			t.Fatal("chosen address taken: start succeeded")
+		}
+		_ = k.Stop(context.Background())
 	}
 }

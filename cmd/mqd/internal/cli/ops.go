@@ -36,7 +36,7 @@ const (
 
 // sourceAuto marks an admin address derived from "auto": if that port is taken
 // the daemon runs without the endpoint (with a warning) instead of failing.
-const sourceAuto = "auto (role port + offset)"
+const sourceAuto = admin.SourceAuto
 
 // resolveAdminListen replaces admin.listen "auto" with 127.0.0.1:<port>: the
 // broker's listenPort+2 (embedded and broker modes) or the name server's
