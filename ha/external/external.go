@@ -119,7 +119,9 @@ func (m *Mode) Start() error {
 	m.stop = make(chan struct{})
 	m.kick = make(chan struct{}, 1)
 	m.mark.Store(-1)
-	m.waiters = ha.NewWaiters(m.mark.Load, func() [3]<-chan struct{} { return [3]<-chan struct{}{m.markChanged()} }, m.timeout)
+	m.waiters = ha.NewWaiters(m.watermarkNow, func() [3]<-chan struct{} {
+		return [3]<-chan struct{}{m.markChanged(), m.src.AckChanged()}
+	}, m.timeout)
 	m.watching.Add(1)
 	go m.watch()
 	proc, err := pluginhost.Start(m.dir, m.entry, m.log, pluginhost.Hooks{Started: m.started, Down: m.down})
@@ -265,6 +267,9 @@ func (m *Mode) watch() {
 	var offs []int64
 	for {
 		confirmed, members := m.src.ConfirmChanged(), m.src.MembersChanged()
+		if anyOne(m.policy.Load()) {
+			confirmed = nil // watermarkNow reads the transport's own highest confirmation
+		}
 		var mark int64
 		mark, buf, offs = m.watermark(buf, offs)
 		if old := m.mark.Swap(mark); old != mark {
@@ -313,6 +318,20 @@ func (m *Mode) watermark(buf []transport.SlaveAck, offs []int64) (int64, []trans
 	return min(offs[p.minAcks-1], limit), buf, offs
 }
 
+// anyOne reports a policy that any single slave's confirmation satisfies:
+// its watermark is the highest confirmation, which the transport keeps.
+func anyOne(p *policy) bool { return p != nil && p.minAcks == 1 && len(p.required) == 0 }
+
+// watermarkNow is what the waiting sends compare against: for a one-of-any
+// policy the transport's highest confirmation (no hop through the watcher,
+// so such a plugin costs what SYNC_MASTER costs), else the watcher's mark.
+func (m *Mode) watermarkNow() int64 {
+	if anyOne(m.policy.Load()) {
+		return m.src.AckedOffset()
+	}
+	return m.mark.Load()
+}
+
 func (m *Mode) markChanged() <-chan struct{} {
 	for {
 		if ch := m.markCh.Load(); ch != nil {
@@ -341,7 +360,7 @@ func (m *Mode) Ready(end int64) error {
 	if p == nil {
 		return fmt.Errorf("plugin %s has sent no replication policy yet", m.entry.Name)
 	}
-	if mark := m.mark.Load(); mark < end {
+	if mark := m.watermarkNow(); mark < end {
 		return fmt.Errorf("plugin %s's policy (%s) counts offset %d as replicated, %d bytes short of %d", m.entry.Name, p.reason, mark, end-max(mark, 0), end)
 	}
 	return nil
@@ -382,7 +401,7 @@ type Status struct {
 
 // Status reports the plugin and its policy.
 func (m *Mode) Status() Status {
-	st := Status{Messages: m.messages.Load(), Mark: m.mark.Load(), Policy: "none (plugin down or not answered yet)"}
+	st := Status{Messages: m.messages.Load(), Mark: m.watermarkNow(), Policy: "none (plugin down or not answered yet)"}
 	if proc := m.proc.Load(); proc != nil {
 		st.Plugin = proc.Status()
 	}
