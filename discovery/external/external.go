@@ -53,7 +53,6 @@ func (m *Mode) Provision(ctx kernel.Context) error {
 	return nil
 }
 
-
 // Start starts the plugin; its first start must succeed.
 func (m *Mode) Start() error {
 	proc, err := pluginhost.Start(m.dir, m.entry, m.log, pluginhost.Hooks{

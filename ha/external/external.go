@@ -94,7 +94,6 @@ func (m *Mode) Provision(ctx kernel.Context) error {
 	return nil
 }
 
-
 // Validate checks the settings.
 func (m *Mode) Validate() error {
 	if m.timeout <= 0 {
