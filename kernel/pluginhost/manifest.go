@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mqd/mqd/kernel/fsutil"
+
 	"github.com/mqd/mqd/plugins/sdk/pluginpb"
 )
 
@@ -110,43 +112,7 @@ func (m *Manifest) write(dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, LockFileName), append(data, '\n'), 0o644)
-}
-
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.WriteFile(filepath.Join(dir, LockFileName), append(data, '\n'), 0o644)
 }
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/mqd/mqd/kernel/fsutil"
+
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
@@ -44,7 +46,7 @@ func writeFileSafe(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return fsutil.SyncDir(dir)
 }
 
 func writeSync(path string, data []byte) error {
@@ -61,15 +63,6 @@ func writeSync(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // loadMeta loads one metadata file with loadFileWithBak: a failure of both

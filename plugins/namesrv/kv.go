@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/mqd/mqd/kernel/fsutil"
+
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
 
@@ -143,28 +145,8 @@ func (kv *KVConfig) persistLocked() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("kv config: %w", err)
 	}
-	tmp := kv.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := fsutil.WriteFile(kv.path, data, 0o644); err != nil {
 		return fmt.Errorf("kv config: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, kv.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("kv config: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: not every filesystem syncs directories
-		d.Close()
 	}
 	return nil
 }

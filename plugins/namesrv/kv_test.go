@@ -51,7 +51,7 @@ func TestKVConfigEmptyNamespaceKept(t *testing.T) {
 	if tbl, ok := kv2.Namespace(OrderTopicConfigNamespace); !ok || len(tbl) != 0 {
 		t.Fatal(tbl, ok)
 	}
-	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
-		t.Fatalf("temporary file left: %v", err)
+	if tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".tmp-*")); len(tmps) != 0 {
+		t.Fatalf("temporary files left: %v", tmps)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqd/mqd/kernel/fsutil"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/mqd/mqd/storage"
@@ -200,7 +202,7 @@ func (s *Store) deleteExpiredCommitLog(ratio float64) {
 			s.clean.hung = append(s.clean.hung, hungFile{mf: mf, since: time.Now()})
 		}
 	}
-	_ = syncDir(s.cl.q.dir)
+	_ = fsutil.SyncDir(s.cl.q.dir)
 	s.log.Info().Int("files", len(removed)).Bool("forced", forced).Bool("manual", manual).Bool("diskOverRatio", spaceUp).
 		Float64("usedRatio", ratio).Int64("newMinPhyOffset", s.MinPhyOffset()).Msg("commit log files deleted")
 }
@@ -230,7 +232,7 @@ func (s *Store) pruneQueuesAndIndex(clMin int64) {
 			_ = os.Remove(mf.path)
 			mf.destroy(false)
 		}
-		_ = syncDir(cq.q.dir)
+		_ = fsutil.SyncDir(cq.q.dir)
 	}
 	if ix := s.idx; ix != nil {
 		ix.mu.Lock()
@@ -246,7 +248,7 @@ func (s *Store) pruneQueuesAndIndex(clMin int64) {
 			_ = os.Remove(x.path)
 		}
 		if n > 0 {
-			_ = syncDir(ix.dir)
+			_ = fsutil.SyncDir(ix.dir)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mqd/mqd/kernel/fsutil"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/mqd/mqd/storage"
@@ -379,7 +381,7 @@ func (s *Store) openIndex(lastExitOK bool) error {
 		}
 	}
 	if dropRest {
-		if err := syncDir(ix.dir); err != nil {
+		if err := fsutil.SyncDir(ix.dir); err != nil {
 			return err
 		}
 	}
@@ -589,7 +591,7 @@ func (s *Store) newIndexFile(prev *indexFile) (*indexFile, error) {
 		x.beginTs, x.endTs, x.beginPhy, x.endPhy = prev.endTs, prev.endTs, prev.endPhy, prev.endPhy
 		x.writeHeader()
 	}
-	if err := syncDir(ix.dir); err != nil {
+	if err := fsutil.SyncDir(ix.dir); err != nil {
 		x.close()
 		os.Remove(x.path)
 		return nil, err

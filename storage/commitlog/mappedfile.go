@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mqd/mqd/kernel/fsutil"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +80,7 @@ func createMappedFile(dir string, from, size int64) (*mappedFile, error) {
 				return nil, err
 			}
 		}
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -243,18 +245,6 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // fileQueue is an ordered series of equally sized mapped files named by start
@@ -454,7 +444,7 @@ func (q *fileQueue) truncate(offset int64) error {
 		f.destroy(true)
 	}
 	if len(drop) > 0 {
-		return syncDir(q.dir)
+		return fsutil.SyncDir(q.dir)
 	}
 	return nil
 }

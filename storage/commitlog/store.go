@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqd/mqd/kernel/fsutil"
+
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
@@ -269,7 +271,7 @@ func createAbort(path string) error {
 		return fmt.Errorf("create abort file: %w", err)
 	}
 	f.Close()
-	return syncDir(filepath.Dir(path))
+	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // lock takes an exclusive flock on <root>/lock so two processes cannot share
@@ -331,7 +333,7 @@ func (s *Store) Stop(ctx kernel.StopContext) error {
 		if err := os.Remove(s.opts.AbortPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		} else {
-			_ = syncDir(filepath.Dir(s.opts.AbortPath()))
+			_ = fsutil.SyncDir(filepath.Dir(s.opts.AbortPath()))
 		}
 	}
 	return errors.Join(errs...)
