@@ -15,6 +15,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/mqd/mqd/kernel/waittest"
 )
 
 func init() {
@@ -40,13 +41,7 @@ func instance(kind string) string { return UniqueName("it-" + kind) }
 // the test with the message.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: "+format, append([]any{timeout}, args...)...)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waittest.For(t, timeout, cond, format, args...)
 }
 
 // NewProducer starts a producer with its own group and client instance against

@@ -16,6 +16,7 @@ import (
 	"github.com/mqd/mqd/discovery/nats/natstest"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/kernel/waittest"
 )
 
 var buckets atomic.Int64
@@ -76,13 +77,7 @@ func (s *sink) has(addr string) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waittest.For(t, 20*time.Second, cond, "%s", what)
 }
 
 // TestWatch: a watcher sees registrations already in the bucket and those

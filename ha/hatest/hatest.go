@@ -23,6 +23,7 @@ import (
 	"github.com/mqd/mqd/ha"
 	"github.com/mqd/mqd/ha/transport"
 	"github.com/mqd/mqd/kernel"
+	"github.com/mqd/mqd/kernel/waittest"
 	"github.com/mqd/mqd/storage"
 	"github.com/mqd/mqd/storage/commitlog"
 	"github.com/mqd/mqd/storage/storetest"
@@ -155,13 +156,7 @@ func (p *Pair) SameBytes(t testing.TB) {
 // WaitFor polls cond until it holds or timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waittest.For(t, timeout, cond, "%s", what)
 }
 
 // Factory builds a provisioned, validated, not yet started replicator whose

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/pluginhost/plugintest"
+	"github.com/mqd/mqd/kernel/waittest"
 	"github.com/mqd/mqd/plugins/sdk/pluginpb"
 )
 
@@ -31,13 +32,7 @@ func buildQuorum(t *testing.T, dir string) string {
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waittest.For(t, d, cond, "%s", what)
 }
 
 func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqd/mqd/kernel/waittest"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
 	"github.com/mqd/mqd/storage/message"
@@ -14,13 +15,7 @@ import (
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	waittest.For(t, d, cond, "%s", what)
 }
 
 func TestPullStatusBoundaries(t *testing.T) {

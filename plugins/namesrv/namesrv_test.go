@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tidwall/gjson"
 
+	"github.com/mqd/mqd/kernel/waittest"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
 )
@@ -131,13 +132,7 @@ func goClientBrokerAddrs(route []byte) map[string]map[int64]string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waittest.For(t, d, cond, "%s", what)
 }
 
 func TestRegisterAndRouteOverTCP(t *testing.T) {
