@@ -41,6 +41,16 @@ func build(t testing.TB, id kernel.ModuleID) ha.Replicator {
 func TestAsyncConformance(t *testing.T) { hatest.Run(t, factory(ha.AsyncID)) }
 func TestSyncConformance(t *testing.T)  { hatest.Run(t, factory(ha.SyncID)) }
 
+// TestInSyncConformance runs the suite with the pair's slave in the
+// SyncStateSet, so every write waits for it.
+func TestInSyncConformance(t *testing.T) {
+	hatest.Run(t, func(t *testing.T) ha.Replicator {
+		r := build(t, ha.InSyncID)
+		r.(ha.SyncStateSetter).SetSyncStateSet([]int64{hatest.SlaveBrokerID})
+		return r
+	})
+}
+
 // TestSyncStatuses pins SYNC_MASTER's answers: SLAVE_NOT_AVAILABLE without a
 // slave or beyond haSlaveFallbehindMax, FLUSH_SLAVE_TIMEOUT when the slave
 // goes away during the wait, PUT_OK once confirmed.

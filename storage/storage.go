@@ -27,6 +27,9 @@ const (
 	PutOSPageCacheBusy
 	PutDiskFull
 	PutUnknownError
+	// PutInSyncReplicasNotEnough: controller mode, the SyncStateSet holds
+	// fewer replicas than minInSyncReplicas; nothing was appended.
+	PutInSyncReplicasNotEnough
 )
 
 // Stored reports whether the message was appended (possibly with a degraded status).
@@ -54,6 +57,8 @@ func (s PutStatus) String() string {
 		return "OS_PAGECACHE_BUSY"
 	case PutDiskFull:
 		return "DISK_FULL"
+	case PutInSyncReplicasNotEnough:
+		return "IN_SYNC_REPLICAS_NOT_ENOUGH"
 	default:
 		return "UNKNOWN_ERROR"
 	}

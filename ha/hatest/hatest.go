@@ -41,6 +41,9 @@ type Pair struct {
 	tweaks   []func(*commitlog.Options)
 }
 
+// SlaveBrokerID is the broker id the pair's slave announces in its HA hello.
+const SlaveBrokerID = 1
+
 // TransportOptions are short intervals for tests.
 func TransportOptions() transport.Options {
 	return transport.Options{BatchSize: 32 * 1024, Heartbeat: 200 * time.Millisecond,
@@ -91,7 +94,9 @@ func (p *Pair) StartSlave(t testing.TB) {
 		t.Fatal(err)
 	}
 	p.Slave = st
-	p.SlaveHA = transport.NewSlave(st, p.opts)
+	so := p.opts
+	so.BrokerID = SlaveBrokerID // modes that track replicas by id (ha.insync) see it
+	p.SlaveHA = transport.NewSlave(st, so)
 	p.SlaveHA.SetMasterAddr(p.MasterHA.Addr().String())
 	p.SlaveHA.Start()
 }
@@ -310,9 +315,10 @@ func testRole(t *testing.T, newRep Factory) {
 	if role := r.Role(); role != storage.RoleAsyncMaster && role != storage.RoleSyncMaster {
 		t.Fatalf("Role() = %q", role)
 	}
-	// A built-in mode is the one its role maps to; an external mode only
-	// says which role's guarantees it gives.
-	if r.MQDModule().External != "" {
+	// A built-in mode is the one its role maps to; an external mode, or
+	// one the controller drives (ha.insync), only says which role's
+	// guarantees it gives.
+	if _, ok := r.(ha.SyncStateSetter); ok || r.MQDModule().External != "" {
 		return
 	}
 	if id, err := ha.ModuleForRole(r.Role()); err != nil || id != r.MQDModule().ID {

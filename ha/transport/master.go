@@ -154,6 +154,7 @@ func fire(p *atomic.Pointer[chan struct{}]) {
 // SlaveAck is one accepted slave and the offset it last confirmed.
 type SlaveAck struct {
 	Addr      string
+	BrokerID  int64 // from the slave's hello; 0 when it sent none
 	Confirmed int64
 }
 
@@ -162,7 +163,7 @@ type SlaveAck struct {
 func (m *Master) Confirmed(dst []SlaveAck) []SlaveAck {
 	for _, c := range *m.conns.Load() {
 		if c.accepted.Load() {
-			dst = append(dst, SlaveAck{Addr: c.addr, Confirmed: c.ack.Load()})
+			dst = append(dst, SlaveAck{Addr: c.addr, BrokerID: c.brokerID.Load(), Confirmed: c.ack.Load()})
 		}
 	}
 	return dst
@@ -171,6 +172,7 @@ func (m *Master) Confirmed(dst []SlaveAck) []SlaveAck {
 // SlaveInfo describes one connected slave.
 type SlaveInfo struct {
 	Addr      string `json:"addr"`
+	BrokerID  int64  `json:"brokerId,omitempty"`
 	AckOffset int64  `json:"ackOffset"`
 	Lag       int64  `json:"lagBytes"`
 }
@@ -182,7 +184,7 @@ func (m *Master) Slaves() []SlaveInfo {
 	for _, c := range *m.conns.Load() {
 		if c.accepted.Load() {
 			a := c.ack.Load()
-			out = append(out, SlaveInfo{Addr: c.addr, AckOffset: a, Lag: max - a})
+			out = append(out, SlaveInfo{Addr: c.addr, BrokerID: c.brokerID.Load(), AckOffset: a, Lag: max - a})
 		}
 	}
 	return out
@@ -220,6 +222,7 @@ type masterConn struct {
 	wake     chan struct{}
 	start    chan int64
 	accepted atomic.Bool
+	brokerID atomic.Int64 // from the hello, before accepted is set
 	ack      atomic.Int64
 	done     chan struct{}
 	once     sync.Once
@@ -280,6 +283,13 @@ func (mc *masterConn) readLoop() {
 			return
 		}
 		v := int64(binary.BigEndian.Uint64(buf[:]))
+		if first && v == helloMagic {
+			if _, err := io.ReadFull(r, buf[:]); err != nil {
+				return
+			}
+			mc.brokerID.Store(int64(binary.BigEndian.Uint64(buf[:])))
+			continue
+		}
 		max := mc.m.store.MaxPhyOffset()
 		if first {
 			first = false

@@ -177,6 +177,15 @@ func (s *Slave) session(addr string) error {
 		lastReport.Store(time.Now().UnixNano())
 		return err
 	}
+	if s.opts.BrokerID > 0 {
+		var hello [16]byte
+		binary.BigEndian.PutUint64(hello[:8], uint64(helloMagic))
+		binary.BigEndian.PutUint64(hello[8:], uint64(s.opts.BrokerID))
+		_ = c.SetWriteDeadline(time.Now().Add(s.opts.Housekeeping))
+		if _, err := c.Write(hello[:]); err != nil {
+			return err
+		}
+	}
 	// Report at once (RocketMQ waits one heartbeat interval before its first
 	// report, which only delays the start of the transfer).
 	if err := report(); err != nil {

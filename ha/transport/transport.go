@@ -36,8 +36,18 @@ type Options struct {
 	Heartbeat    time.Duration // haSendHeartbeatInterval
 	Housekeeping time.Duration // haHousekeepingInterval: idle limit of a connection
 	Reconnect    time.Duration // slave: pause before reconnecting
-	Logger       zerolog.Logger
+	// BrokerID, on a slave, is sent in a hello before the first offset
+	// report so that the master knows which replica confirms what (the
+	// SyncStateSet of controller mode); 0 sends none, as RocketMQ 4.x.
+	BrokerID int64
+	Logger   zerolog.Logger
 }
+
+// helloMagic opens an mqd slave's hello: [helloMagic:8][brokerId:8]. A
+// RocketMQ slave's first 8 bytes are its commit-log offset, which never
+// comes near this value, so a master tells the two apart by the first
+// word and accepts both.
+const helloMagic int64 = 0x7F6D71642D484131 // "\x7fmqd-HA1"
 
 func (o *Options) defaults() {
 	if o.BatchSize <= 0 {

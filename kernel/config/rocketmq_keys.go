@@ -155,7 +155,6 @@ var namesrvRocketMQKeys = []string{
 	"productEnvName",
 	"scanNotActiveBrokerInterval",
 	"supportActingMaster",
-	"enableControllerInNamesrv",
 	"returnOrderTopicConfigToBroker",
 	"clientRequestThreadPoolNums",
 }

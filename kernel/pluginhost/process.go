@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 
+	"github.com/mqd/mqd/kernel/logging"
 	"github.com/mqd/mqd/plugins/sdk/pluginpb"
 )
 
@@ -222,7 +223,7 @@ func (p *Process) setState(s string) {
 // startOnce launches the binary, checks its Hello against the manifest and
 // runs the Started hook.
 func (p *Process) startOnce() (*running, error) {
-	r, err := launch(p.entry.Path(p.dir), p.entry.SHA256, newLogAdapter(p.log, p.entry.Name))
+	r, err := launch(p.entry.Path(p.dir), p.entry.SHA256, logging.HCLog(p.log, "plugin."+p.entry.Name, hclog.NoLevel))
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 // TestShippedModules pins the set of built-in modules, so that adding or dropping
 // one is a deliberate change.
 func TestShippedModules(t *testing.T) {
-	want := []kernel.ModuleID{"admin.http", "app.broker", "app.namesrv", "discovery.namesrv", "discovery.nats", "discovery.static", "ha.async", "ha.sync", "storage.badger", "storage.commitlog"}
+	want := []kernel.ModuleID{"admin.http", "app.broker", "app.controller", "app.namesrv", "discovery.namesrv", "discovery.nats", "discovery.static", "ha.async", "ha.insync", "ha.sync", "storage.badger", "storage.commitlog"}
 	got := kernel.Modules("")
 	if len(got) != len(want) {
 		t.Fatalf("modules = %v, want %v", got, want)

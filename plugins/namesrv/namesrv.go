@@ -37,6 +37,9 @@ type Namesrv struct {
 	// watcher delivers registrations announced through a registry other
 	// than REGISTER_BROKER (discovery.mode=nats); nil otherwise.
 	watcher discovery.Watcher
+	// controller, with enableControllerInNamesrv, serves its requests on
+	// this port too (it also listens on its own peer address).
+	controller handlerProvider
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -55,6 +58,17 @@ func (n *Namesrv) Provision(ctx kernel.Context) error {
 		if err := ctx.Config.Unmarshal("namesrv", &cfg); err != nil {
 			return fmt.Errorf("namesrv config: %w", err)
 		}
+		if ctx.Config.Bool("namesrv.enableControllerInNamesrv") {
+			m, err := ctx.LoadModule(controllerModule)
+			if err != nil {
+				return fmt.Errorf("enableControllerInNamesrv: %w", err)
+			}
+			hp, ok := m.(handlerProvider)
+			if !ok {
+				return fmt.Errorf("enableControllerInNamesrv: %s serves no requests", controllerModule)
+			}
+			n.controller = hp
+		}
 		// A discovery mode with a registry to watch feeds the routes too;
 		// REGISTER_BROKER is served whatever the mode.
 		if mode := ctx.Config.String(discovery.ModeKey); mode != "" && mode != "namesrv" {
@@ -71,6 +85,16 @@ func (n *Namesrv) Provision(ctx kernel.Context) error {
 	}
 	return n.provision(cfg, ctx.Logger)
 }
+
+// handlerProvider is a module that serves requests on a remoting server: the
+// controller (plugins/controller), loaded by ID so that the name server does
+// not import it.
+type handlerProvider interface {
+	RegisterHandlers(*remoting.Server)
+}
+
+// controllerModule is the controller a name server embeds.
+const controllerModule kernel.ModuleID = "app.controller"
 
 func (n *Namesrv) provision(cfg Config, log zerolog.Logger) error {
 	if err := cfg.Validate(); err != nil {
@@ -107,6 +131,9 @@ func (n *Namesrv) Start() error {
 		Logger:       n.log,
 	})
 	n.registerHandlers(n.server)
+	if n.controller != nil {
+		n.controller.RegisterHandlers(n.server)
+	}
 	n.server.OnClose(n.onClose)
 
 	n.wg.Add(2)

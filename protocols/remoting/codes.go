@@ -89,6 +89,19 @@ const (
 	SendReplyMessageV2               int16 = 325
 	PushReplyMessageToClient         int16 = 326
 	AddWritePermOfBroker             int16 = 327
+
+	// RocketMQ 5 controller mode (plugins/controller, docs/controller.md).
+	BrokerHeartbeat             int16 = 904
+	ControllerAlterSyncStateSet int16 = 1001
+	ControllerElectMaster       int16 = 1002
+	ControllerRegisterBroker    int16 = 1003
+	ControllerGetReplicaInfo    int16 = 1004
+	ControllerGetMetadataInfo   int16 = 1005
+	ControllerGetSyncStateData  int16 = 1006
+	GetBrokerEpochCache         int16 = 1007
+	NotifyBrokerRoleChanged     int16 = 1008
+	ControllerGetNextBrokerID   int16 = 1012
+	ControllerApplyBrokerID     int16 = 1013
 )
 
 // Response codes (RocketMQ ResponseCode).
@@ -127,6 +140,22 @@ const (
 	ConsumeMsgTimeout          int16 = 207
 	NoMessage                  int16 = 208
 	FlowControl                int16 = 215
+
+	// Controller mode (RocketMQ 5).
+	ControllerFencedMasterEpoch        int16 = 2000
+	ControllerFencedSyncStateSetEpoch  int16 = 2001
+	ControllerInvalidMaster            int16 = 2002
+	ControllerInvalidReplicas          int16 = 2003
+	ControllerMasterNotAvailable       int16 = 2004
+	ControllerInvalidRequest           int16 = 2005
+	ControllerBrokerNotAlive           int16 = 2006
+	ControllerNotLeader                int16 = 2007
+	ControllerBrokerMetadataNotExist   int16 = 2008
+	ControllerBrokerNeedToBeRegistered int16 = 2010
+	ControllerMasterStillExist         int16 = 2011
+	ControllerElectMasterFailed        int16 = 2012
+	ControllerAlterSyncStateSetFailed  int16 = 2013
+	ControllerBrokerIDInvalid          int16 = 2014
 )
 
 // Version is the RocketMQ version ordinal mqd reports (V4_9_8).

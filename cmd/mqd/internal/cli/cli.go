@@ -33,12 +33,18 @@ const (
 	modeEmbedded = "embedded" // name server + broker in one process
 	modeNamesrv  = "namesrv"
 	modeBroker   = "broker"
+	// modeController is a standalone controller (like mqcontroller); it
+	// reads the name server's property names, as RocketMQ's controller.conf
+	// carries the same keys as an embedding namesrv.conf.
+	modeController = "controller"
 )
 
 // Module IDs of the two apps.
 const (
 	appNamesrv kernel.ModuleID = "app.namesrv"
 	appBroker  kernel.ModuleID = "app.broker"
+	// appController is the standalone controller (plugins/controller).
+	appController kernel.ModuleID = "app.controller"
 )
 
 // StopTimeout bounds the graceful stop after SIGINT or SIGTERM.
@@ -124,6 +130,7 @@ func newRoot(sys IO) *cobra.Command {
 	root.AddCommand(
 		daemonCommand(modeNamesrv, "name server only (like mqnamesrv)", sys),
 		daemonCommand(modeBroker, "broker only (like mqbroker)", sys),
+		daemonCommand(modeController, "controller only, for automatic master failover (like mqcontroller)", sys),
 		configCommand(sys),
 		healthCommand(sys),
 		pluginsCommand(sys),
@@ -279,7 +286,7 @@ func versionLine(version string) string {
 
 // roleOf maps a mode to the RocketMQ role whose property names apply.
 func roleOf(mode string) string {
-	if mode == modeNamesrv {
+	if mode == modeNamesrv || mode == modeController {
 		return "namesrv"
 	}
 	return "broker" // embedded mode reads broker files
@@ -379,6 +386,8 @@ func appsOf(mode string) []kernel.ModuleID {
 	switch mode {
 	case modeNamesrv:
 		return []kernel.ModuleID{appNamesrv}
+	case modeController:
+		return []kernel.ModuleID{appController}
 	case modeBroker:
 		return []kernel.ModuleID{appBroker}
 	default:

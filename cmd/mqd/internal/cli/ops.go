@@ -53,7 +53,7 @@ func resolveAdminListen(mode string, cfg *config.Config) error {
 
 func adminAddrFor(mode string, cfg *config.Config) string {
 	portKey, off := "broker.listenPort", adminOffsetBroker
-	if mode == modeNamesrv {
+	if mode == modeNamesrv || mode == modeController {
 		portKey, off = "namesrv.listenPort", adminOffsetNamesrv
 	}
 	port := cfg.Int(portKey)

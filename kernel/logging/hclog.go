@@ -1,4 +1,4 @@
-package pluginhost
+package logging
 
 import (
 	"encoding/json"
@@ -9,19 +9,23 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// newLogAdapter is the hclog logger go-plugin writes to: its own messages
-// and every line the plugin writes to stderr (the SDK logs JSON lines, which
-// go-plugin parses into level, message and fields). The adapter renders
-// them as JSON and the writer below re-emits each one through mqd's zerolog
-// logger with the plugin's name, so plugin logs land where mqd's do, in its
-// format and at its level.
-func newLogAdapter(log zerolog.Logger, name string) hclog.Logger {
+// HCLog is an hclog logger for the HashiCorp libraries mqd uses (go-plugin
+// and the lines plugins write to stderr, which go-plugin parses into level,
+// message and fields; raft in the controller). It renders JSON and the writer
+// below re-emits each line through mqd's zerolog logger under name, so their
+// logs land where mqd's do, in its format. minLevel raises the floor for a
+// chatty library (raft logs every heartbeat failure at warn); hclog.NoLevel
+// keeps mqd's own level.
+func HCLog(log zerolog.Logger, name string, minLevel hclog.Level) hclog.Logger {
 	level := hclog.Info
 	if log.GetLevel() <= zerolog.DebugLevel {
 		level = hclog.Debug
 	}
+	if minLevel != hclog.NoLevel && minLevel > level {
+		level = minLevel
+	}
 	return hclog.New(&hclog.LoggerOptions{
-		Name:       "plugin." + name,
+		Name:       name,
 		Output:     &zerologWriter{log: log},
 		Level:      level,
 		JSONFormat: true,

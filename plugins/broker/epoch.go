@@ -1,0 +1,186 @@
+package broker
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mqd/mqd/kernel/fsutil"
+)
+
+// The epoch file of controller mode (docs/controller.md, "Epochs and
+// truncation"): the master epochs this broker's commit log went through and
+// the offset at which each began. A broker that becomes master appends its
+// epoch at its log's end; a slave copies its master's entries up to its own
+// end. Two logs agree up to the end of the last epoch both have with the same
+// start, so a broker that rejoins as slave cuts its log there, dropping what
+// it wrote as master and no replica confirmed.
+
+// epochFileName is RocketMQ's name for it, in storePathRootDir unless
+// storePathEpochFile says otherwise.
+const epochFileName = "epochFileCheckpoint"
+
+// EpochEntry is one master epoch of a commit log. EndOffset is where the
+// next epoch starts, or the log's end for the last one (filled on reading).
+type EpochEntry struct {
+	Epoch       int32 `json:"epoch"`
+	StartOffset int64 `json:"startOffset"`
+	EndOffset   int64 `json:"endOffset"`
+}
+
+// epochFile is the epoch file, kept in memory and rewritten whole (it holds
+// one line per change of master).
+type epochFile struct {
+	path    string
+	mu      sync.Mutex
+	entries []EpochEntry // by epoch, start offsets not decreasing
+}
+
+// openEpochFile reads path; a missing file is an empty history.
+func openEpochFile(path string) (*epochFile, error) {
+	f := &epochFile{path: path}
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return f, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Format (RocketMQ's CheckpointFile): the entry count, then one
+	// "epoch-startOffset" line per entry.
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	var lines []string
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return f, nil
+	}
+	n, err := strconv.Atoi(lines[0])
+	if err != nil || n != len(lines)-1 {
+		return nil, fmt.Errorf("epoch file %s: first line %q does not count the %d entries", path, lines[0], len(lines)-1)
+	}
+	for _, l := range lines[1:] {
+		es, os_, ok := strings.Cut(l, "-")
+		e, err1 := strconv.ParseInt(es, 10, 32)
+		o, err2 := strconv.ParseInt(os_, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("epoch file %s: bad entry %q", path, l)
+		}
+		f.entries = append(f.entries, EpochEntry{Epoch: int32(e), StartOffset: o})
+	}
+	sort.SliceStable(f.entries, func(i, j int) bool { return f.entries[i].Epoch < f.entries[j].Epoch })
+	return f, nil
+}
+
+func (f *epochFile) persistLocked() error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", len(f.entries))
+	for _, e := range f.entries {
+		fmt.Fprintf(&b, "%d-%d\n", e.Epoch, e.StartOffset)
+	}
+	return fsutil.WriteFile(f.path, []byte(b.String()), 0o644)
+}
+
+// Entries returns the history with end offsets, the last one ending at
+// maxOffset.
+func (f *epochFile) Entries(maxOffset int64) []EpochEntry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return withEnds(f.entries, maxOffset)
+}
+
+func withEnds(es []EpochEntry, maxOffset int64) []EpochEntry {
+	out := make([]EpochEntry, len(es))
+	copy(out, es)
+	for i := range out {
+		if i+1 < len(out) {
+			out[i].EndOffset = out[i+1].StartOffset
+		} else {
+			out[i].EndOffset = maxOffset
+		}
+	}
+	return out
+}
+
+// LastEpoch is the newest epoch, 0 when there is none.
+func (f *epochFile) LastEpoch() int32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.entries) == 0 {
+		return 0
+	}
+	return f.entries[len(f.entries)-1].Epoch
+}
+
+// Begin records that epoch starts at offset (a broker becoming master). An
+// epoch not newer than the last one is ignored: it is already recorded.
+func (f *epochFile) Begin(epoch int32, offset int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.entries); n > 0 {
+		last := f.entries[n-1]
+		if epoch <= last.Epoch {
+			return nil
+		}
+		if offset < last.StartOffset {
+			return fmt.Errorf("epoch %d would start at %d, before epoch %d at %d", epoch, offset, last.Epoch, last.StartOffset)
+		}
+	}
+	f.entries = append(f.entries, EpochEntry{Epoch: epoch, StartOffset: offset})
+	return f.persistLocked()
+}
+
+// Follow makes the history the master's up to maxOffset, this slave's end:
+// the slave's log is a prefix of the master's, so its epochs are the
+// master's that start before its end.
+func (f *epochFile) Follow(master []EpochEntry, maxOffset int64) error {
+	var next []EpochEntry
+	for _, e := range master {
+		if e.StartOffset < maxOffset || (len(next) == 0 && e.StartOffset == maxOffset) {
+			next = append(next, EpochEntry{Epoch: e.Epoch, StartOffset: e.StartOffset})
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if equalEntries(f.entries, next) {
+		return nil
+	}
+	f.entries = next
+	return f.persistLocked()
+}
+
+func equalEntries(a, b []EpochEntry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Epoch != b[i].Epoch || a[i].StartOffset != b[i].StartOffset {
+			return false
+		}
+	}
+	return true
+}
+
+// consistentPoint is where a log whose history is local (ends filled in)
+// agrees with the master's: the end of the newest epoch both hold with the
+// same start, the smaller of the two ends. ok is false when they share
+// none.
+func consistentPoint(local, master []EpochEntry) (int64, bool) {
+	for i := len(local) - 1; i >= 0; i-- {
+		l := local[i]
+		for _, m := range master {
+			if m.Epoch == l.Epoch && m.StartOffset == l.StartOffset {
+				return min(l.EndOffset, m.EndOffset), true
+			}
+		}
+	}
+	return 0, false
+}
