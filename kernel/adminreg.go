@@ -108,10 +108,10 @@ func (r *AdminRegistry) Check() map[string]error {
 }
 
 // Admin returns the kernel's admin endpoint registry.
-func (k *Kernel) Admin() *AdminRegistry { return &k.admin }
+func (k *Kernel) Admin() *AdminRegistry { return k.admin }
 
 // Admin returns the registry of the kernel running this module.
-func (c Context) Admin() *AdminRegistry { return &c.k.admin }
+func (c Context) Admin() *AdminRegistry { return c.k.admin }
 
 // Kernel returns the kernel running this module (for generic operator
 // modules: module status, readiness).

@@ -33,6 +33,17 @@ func (c Context) LoadModule(id ModuleID) (Module, error) {
 	return c.k.load(c.Context, id)
 }
 
+// NewKernel returns a child kernel over cfg that shares this kernel's admin
+// registry: a module that runs other modules under a configuration of its
+// own and restarts them (the broker of controller mode, whose role the
+// controller decides) builds and stops them with it, and their endpoints
+// appear on the process's admin endpoint.
+func (c Context) NewKernel(cfg *config.Config, logger zerolog.Logger) *Kernel {
+	k := New(cfg, logger)
+	k.admin = c.k.admin
+	return k
+}
+
 // Kernel runs a set of modules: it loads them, starts them in order and stops
 // them in reverse.
 type Kernel struct {
@@ -46,7 +57,7 @@ type Kernel struct {
 	loaded  []loadedModule // in provisioning-complete order
 	started int            // how many of loaded were started
 
-	admin AdminRegistry // operator HTTP endpoints (adminreg.go)
+	admin *AdminRegistry // operator HTTP endpoints (adminreg.go); shared with child kernels
 }
 
 type loadedModule struct {
@@ -56,7 +67,7 @@ type loadedModule struct {
 
 // New returns a kernel over a merged configuration.
 func New(cfg *config.Config, logger zerolog.Logger) *Kernel {
-	k := &Kernel{logger: logger}
+	k := &Kernel{logger: logger, admin: new(AdminRegistry)}
 	k.cfg.Store(cfg)
 	return k
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/knadh/koanf/v2"
@@ -58,6 +60,12 @@ func (c *Config) Float64(path string) float64 { return c.k.Float64(path) }
 
 // Get returns the value at path, typed as its key's Default (nil if unset).
 func (c *Config) Get(path string) any { return c.k.Get(path) }
+
+// Clone returns an independent copy (values, sources, warnings), which may be
+// Set before it is handed to modules.
+func (c *Config) Clone() *Config {
+	return &Config{k: c.k.Copy(), sources: maps.Clone(c.sources), Warnings: slices.Clone(c.Warnings)}
+}
 
 // Set replaces the value of a registered key, converting it to the key's type
 // (text goes through Parse), and records source. It is meant for values derived

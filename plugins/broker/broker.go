@@ -66,6 +66,12 @@ type Broker struct {
 	groupStats groupGetStats // per group and topic, for GET_CONSUME_STATS
 	bootTime   time.Time
 
+	// replicas is set when this module is the supervisor of controller
+	// mode, which runs the broker of the current role in a child kernel;
+	// controlled is set on that broker (replicas.go).
+	replicas   *replicaManager
+	controlled *replicaManager
+
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -79,13 +85,16 @@ func (*Broker) MQDModule() kernel.ModuleInfo {
 // Provision reads the configuration and loads the storage engine.
 func (b *Broker) Provision(ctx kernel.Context) error {
 	b.log = ctx.Logger
-	b.provisionOps(ctx)
 	if err := ctx.Config.Unmarshal("broker", &b.cfg); err != nil {
 		return fmt.Errorf("broker config: %w", err)
 	}
 	if err := ctx.Config.Unmarshal("store", &b.storeCfg); err != nil {
 		return fmt.Errorf("store config: %w", err)
 	}
+	if ctx.Config.Bool("broker.enableControllerMode") {
+		return b.provisionReplicas(ctx) // the role's broker is built at Start
+	}
+	b.provisionOps(ctx)
 	b.storeSyncFlush = strings.EqualFold(strings.TrimSpace(b.storeCfg.FlushDiskType), storage.SyncFlush)
 	engine := storage.EngineModule(ctx.Config.String("store.engine"))
 	mod, err := ctx.LoadModule(kernel.ModuleID(engine))
@@ -130,6 +139,9 @@ func (b *Broker) Validate() error {
 
 // Start listens and starts the background services.
 func (b *Broker) Start() error {
+	if b.replicas != nil {
+		return b.replicas.start()
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(b.cfg.ListenPort)))
 	if err != nil {
 		return fmt.Errorf("broker listen on port %d: %w", b.cfg.ListenPort, err)
@@ -157,6 +169,12 @@ func (b *Broker) Start() error {
 	b.nsClient = remoting.NewClient(remoting.ClientConfig{Logger: b.log})
 	b.store.SetArrivalListener(b.notifyArrival) // wakes schedule levels, timers and parked pulls
 
+	if b.controlled != nil {
+		if err := b.controlled.prepare(b); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	if err := b.startHA(); err != nil {
 		ln.Close()
 		return err
@@ -185,6 +203,9 @@ func (b *Broker) Start() error {
 // Stop stops accepting, answers parked pulls, finishes in-flight requests,
 // persists metadata and unregisters from the name servers.
 func (b *Broker) Stop(ctx context.Context) error {
+	if b.replicas != nil {
+		return b.replicas.stopAll(ctx)
+	}
 	var err error
 	b.stopOnce.Do(func() {
 		close(b.stop)

@@ -1,9 +1,8 @@
 package broker
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"sort"
 	"strconv"
@@ -51,24 +50,21 @@ func openEpochFile(path string) (*epochFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Format (RocketMQ's CheckpointFile): the entry count, then one
-	// "epoch-startOffset" line per entry.
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	var lines []string
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			lines = append(lines, l)
-		}
+	// Format (RocketMQ's CheckpointFile): the entry count, a CRC32 of the
+	// entry lines, then one "epoch-startOffset" line per entry.
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) < 2 {
+		return nil, fmt.Errorf("epoch file %s: want a count and a checksum line", path)
 	}
-	if len(lines) == 0 {
-		return f, nil
+	n, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	sum, err2 := strconv.ParseUint(strings.TrimSpace(lines[1]), 10, 32)
+	if err1 != nil || err2 != nil || n != len(lines)-2 {
+		return nil, fmt.Errorf("epoch file %s: header %q/%q does not describe %d entries", path, lines[0], lines[1], len(lines)-2)
 	}
-	n, err := strconv.Atoi(lines[0])
-	if err != nil || n != len(lines)-1 {
-		return nil, fmt.Errorf("epoch file %s: first line %q does not count the %d entries", path, lines[0], len(lines)-1)
-	}
-	for _, l := range lines[1:] {
-		es, os_, ok := strings.Cut(l, "-")
+	var body strings.Builder
+	for _, l := range lines[2:] {
+		body.WriteString(l + "\n")
+		es, os_, ok := strings.Cut(strings.TrimSpace(l), "-")
 		e, err1 := strconv.ParseInt(es, 10, 32)
 		o, err2 := strconv.ParseInt(os_, 10, 64)
 		if !ok || err1 != nil || err2 != nil {
@@ -76,17 +72,20 @@ func openEpochFile(path string) (*epochFile, error) {
 		}
 		f.entries = append(f.entries, EpochEntry{Epoch: int32(e), StartOffset: o})
 	}
+	if sum != 0 && uint32(sum) != crc32.ChecksumIEEE([]byte(body.String()))&0x7FFFFFFF {
+		return nil, fmt.Errorf("epoch file %s: checksum mismatch", path)
+	}
 	sort.SliceStable(f.entries, func(i, j int) bool { return f.entries[i].Epoch < f.entries[j].Epoch })
 	return f, nil
 }
 
 func (f *epochFile) persistLocked() error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d\n", len(f.entries))
+	var lines strings.Builder
 	for _, e := range f.entries {
-		fmt.Fprintf(&b, "%d-%d\n", e.Epoch, e.StartOffset)
+		fmt.Fprintf(&lines, "%d-%d\n", e.Epoch, e.StartOffset)
 	}
-	return fsutil.WriteFile(f.path, []byte(b.String()), 0o644)
+	sum := crc32.ChecksumIEEE([]byte(lines.String())) & 0x7FFFFFFF
+	return fsutil.WriteFile(f.path, fmt.Appendf(nil, "%d\n%d\n%s", len(f.entries), sum, lines.String()), 0o644)
 }
 
 // Entries returns the history with end offsets, the last one ending at

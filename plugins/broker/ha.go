@@ -166,8 +166,49 @@ func (h *haService) haPort() int {
 }
 
 func (h *haService) transportOptions() transport.Options {
-	return transport.Options{BatchSize: h.opts.TransferBatchSize, Heartbeat: h.opts.Heartbeat(),
+	o := transport.Options{BatchSize: h.opts.TransferBatchSize, Heartbeat: h.opts.Heartbeat(),
 		Housekeeping: h.opts.Housekeeping(), Reconnect: h.opts.Reconnect(), Logger: h.log}
+	if rm := h.b.controlled; rm != nil {
+		o.BrokerID = rm.brokerID // the master's SyncStateSet knows replicas by id
+	}
+	return o
+}
+
+// clientPut appends a message a client waits on, unless refusePut refuses.
+func (b *Broker) clientPut(m *message.Message) storage.PutResult {
+	if res, refused := b.refusePut(); refused {
+		return res
+	}
+	return b.store.Put(m)
+}
+
+// clientPutBatch is clientPut for a batch.
+func (b *Broker) clientPutBatch(ms []message.Message) storage.PutResult {
+	if res, refused := b.refusePut(); refused {
+		return res
+	}
+	return b.store.PutBatch(ms)
+}
+
+// refusePut is the check before a client's append on a master: a fenced
+// controller-mode master, or a mode that refuses (ha.insync with too few
+// replicas in sync), answers without appending.
+func (b *Broker) refusePut() (storage.PutResult, bool) {
+	if rm := b.controlled; rm != nil {
+		if st, err := rm.admit(); st != storage.PutOK {
+			return storage.PutResult{Status: st, Err: err}, true
+		}
+	}
+	h := b.ha
+	if h == nil || h.slot == nil {
+		return storage.PutResult{}, false
+	}
+	if a, ok := any(h.slot.Current()).(ha.Admitter); ok {
+		if st := a.Admit(); st != storage.PutOK {
+			return storage.PutResult{Status: st, Err: errors.New("in-sync replicas not enough")}, true
+		}
+	}
+	return storage.PutResult{}, false
 }
 
 // startHA opens the HA port of a master, or starts following the master.

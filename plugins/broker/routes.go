@@ -66,6 +66,10 @@ func (b *Broker) routes() map[int16]remoting.Handler {
 		remoting.UpdateBrokerConfig:   b.handleUpdateBrokerConfig,
 		remoting.ViewBrokerStatsData:  b.handleViewBrokerStatsData,
 		remoting.GetBrokerRuntimeInfo: b.handleGetBrokerRuntimeInfo,
+
+		// Controller mode: replicas.go.
+		remoting.GetBrokerEpochCache:     b.handleGetBrokerEpochCache,
+		remoting.NotifyBrokerRoleChanged: b.handleNotifyRoleChanged,
 	}
 }
 

@@ -235,7 +235,7 @@ func (b *Broker) putOne(conn *remoting.Conn, req *remoting.Command, h *sendHeade
 		return resp
 	}
 	start := time.Now()
-	res := b.store.Put(&m)
+	res := b.clientPut(&m)
 	b.awaitReplica(&res, m.Properties) // SYNC_MASTER: until a slave confirms
 	b.recordPut(&res, len(m.Body), start)
 	b.recordTopicPut(&res, h.topic, len(m.Body))
@@ -295,6 +295,8 @@ func putStatusCode(res *storage.PutResult) (int16, string) {
 		return remoting.ServiceNotAvailable, "service not available now: disk full" + detail
 	case storage.PutOSPageCacheBusy:
 		return remoting.SystemError, "[PC_SYNCHRONIZED]broker busy, start flow control for a while" + detail
+	case storage.PutInSyncReplicasNotEnough:
+		return remoting.SystemError, "in-sync replicas not enough"
 	default:
 		return remoting.SystemError, "UNKNOWN_ERROR" + detail
 	}
@@ -368,7 +370,7 @@ func (b *Broker) handleSendBatch(conn *remoting.Conn, req *remoting.Command) *re
 		return remoting.NewResponse(remoting.MessageIllegal, "bad batch body: "+err.Error())
 	}
 	start := time.Now()
-	res := b.store.PutBatch(ms)
+	res := b.clientPutBatch(ms)
 	b.awaitReplica(&res, ms[0].Properties)
 	b.recordPut(&res, len(req.Body), start)
 	b.recordTopicPut(&res, h.topic, len(req.Body))
@@ -508,7 +510,7 @@ func (b *Broker) sendReply(conn *remoting.Conn, req *remoting.Command, h *sendHe
 	pushErr := b.pushReply(conn, h, &m)
 	var resp *remoting.Command
 	if b.cfg.StoreReplyMessageEnable {
-		res := b.store.Put(&m)
+		res := b.clientPut(&m)
 		b.awaitReplica(&res, m.Properties) // SYNC_MASTER: the replier's answer waits for the slave
 		resp = b.sendResponse(&res, h.queueID, nil)
 		if !res.Status.Stored() {

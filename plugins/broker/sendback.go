@@ -124,7 +124,7 @@ func (b *Broker) handleConsumerSendMsgBack(conn *remoting.Conn, req *remoting.Co
 		return resp
 	}
 	start := time.Now()
-	res := b.store.Put(&m)
+	res := b.clientPut(&m)
 	b.awaitReplica(&res, m.Properties) // SYNC_MASTER: the answer waits for the slave, as Java's putMessage does
 	b.recordPut(&res, len(m.Body), start)
 	if res.Status != storage.PutOK {

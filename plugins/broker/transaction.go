@@ -105,7 +105,7 @@ func (b *Broker) putHalf(m *message.Message, h *sendHeader) *remoting.Command {
 	m.QueueID = 0
 	b.ensureTransTopic(topicTransHalf)
 	start := time.Now()
-	res := b.store.Put(m)
+	res := b.clientPut(m)
 	b.awaitReplica(&res, m.Properties) // SYNC_MASTER: the send answer waits for the slave, as for any send
 	b.recordPut(&res, len(m.Body), start)
 	return b.sendResponse(&res, h.queueID, nil)
@@ -188,7 +188,7 @@ func (b *Broker) handleEndTransaction(conn *remoting.Conn, req *remoting.Command
 			return resp
 		}
 		start := time.Now()
-		res := b.store.Put(real)
+		res := b.clientPut(real)
 		// SYNC_MASTER: the producer's END_TRANSACTION answer waits for the
 		// slave, as Java's putMessage does.
 		b.awaitReplica(&res, real.Properties)

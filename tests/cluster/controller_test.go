@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/body"
+	"github.com/mqd/mqd/tests"
+)
+
+// controllerCluster is 3 name servers with embedded controllers and the
+// replicas of broker-a in controller mode.
+type controllerCluster struct {
+	namesrv     []*tests.Process
+	nsArg       string
+	controllers []string // peer addresses (controllerAddr)
+	replicas    []*tests.Process
+	stores      []string
+	cli         *remoting.Client
+}
+
+func startControllerCluster(t *testing.T, replicas int, extra ...string) *controllerCluster {
+	t.Helper()
+	cc := &controllerCluster{cli: remoting.NewClient(remoting.ClientConfig{})}
+	t.Cleanup(func() { cc.cli.Close() })
+	dir := filepath.Join(configsDir(), "2m-2s-sync")
+	var peers, nsAddrs []string
+	for i := range 3 {
+		a := "127.0.0.1:" + strconv.Itoa(tests.FreePort(t))
+		cc.controllers = append(cc.controllers, a)
+		peers = append(peers, fmt.Sprintf("n%d-%s", i, a))
+	}
+	for i := range 3 {
+		p := tests.StartProcess(t, "namesrv", "-c", filepath.Join(dir, "namesrv.properties"), "--log-format", "json",
+			"--set", "listenPort="+strconv.Itoa(tests.FreePort(t)),
+			"--set", "enableControllerInNamesrv=true",
+			"--set", "controllerDLegerPeers="+strings.Join(peers, ";"),
+			"--set", fmt.Sprintf("controllerDLegerSelfId=n%d", i),
+			"--set", "controllerStorePath="+t.TempDir(),
+			"--set", "controller.controllerBrokerTimeout=2000")
+		cc.namesrv = append(cc.namesrv, p)
+		nsAddrs = append(nsAddrs, p.NameSrvAddr)
+	}
+	cc.nsArg = strings.Join(nsAddrs, ";")
+	for range replicas {
+		store := t.TempDir()
+		args := []string{"broker", "-c", filepath.Join(dir, "broker-a.properties"), "-n", cc.nsArg, "--log-format", "json",
+			"--set", "enableControllerMode=true",
+			"--set", "controllerAddr=" + strings.Join(cc.controllers, ";"),
+			"--set", "allAckInSyncStateSet=true",
+			"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)),
+			"--set", "haListenPort=" + strconv.Itoa(tests.FreePort(t)),
+			"--set", "storePathRootDir=" + store,
+			"--set", "brokerIP1=127.0.0.1",
+			"--set", "mappedFileSizeCommitLog=4194304",
+			"--set", "haSendHeartbeatInterval=500",
+			"--set", "haHousekeepingInterval=5000",
+			"--set", "ha.haReconnectInterval=200",
+			"--set", "broker.slaveSyncInterval=500",
+			"--set", "syncBrokerMetadataPeriod=500",
+			"--set", "checkSyncStateSetPeriod=300",
+			"--set", "brokerHeartbeatInterval=200",
+			"--set", "controllerHeartBeatTimeoutMills=2000",
+			"--set", "haMaxTimeSlaveNotCatchup=3000",
+		}
+		for _, e := range extra {
+			args = append(args, "--set", e)
+		}
+		cc.replicas = append(cc.replicas, tests.StartProcess(t, args...))
+		cc.stores = append(cc.stores, store)
+	}
+	return cc
+}
+
+// syncState asks the controllers for broker-a's replicas.
+func (cc *controllerCluster) syncState(t *testing.T) (body.ReplicasInfo, bool) {
+	t.Helper()
+	names, _ := body.Marshal([]string{"broker-a"})
+	for _, a := range cc.controllers {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, err := cc.cli.Invoke(ctx, a, remoting.NewRequest(remoting.ControllerGetSyncStateData, nil, names))
+		cancel()
+		if err != nil || resp.Code != remoting.Success {
+			continue
+		}
+		var info body.BrokerReplicasInfo
+		if body.Unmarshal(resp.Body, &info) != nil {
+			continue
+		}
+		ri, ok := info.ReplicasInfoTable["broker-a"]
+		return ri, ok
+	}
+	return body.ReplicasInfo{}, false
+}
+
+// waitState waits until broker-a has a master and a SyncStateSet of n
+// replicas, and returns the master's process.
+func (cc *controllerCluster) waitState(t *testing.T, n int, notMaster string) (*tests.Process, body.ReplicasInfo) {
+	t.Helper()
+	var ri body.ReplicasInfo
+	tests.WaitFor(t, 60*time.Second, func() bool {
+		var ok bool
+		ri, ok = cc.syncState(t)
+		return ok && ri.MasterBrokerID != nil && ri.MasterAddress != notMaster && len(ri.InSyncReplicas) == n
+	}, "broker-a with a master (not %q) and %d replicas in sync", notMaster, n)
+	for _, p := range cc.replicas {
+		if p.BrokerAddr == ri.MasterAddress {
+			return p, ri
+		}
+	}
+	t.Fatalf("master %s is none of the replicas", ri.MasterAddress)
+	return nil, ri
+}
+
+// TestControllerFailover is automatic failover with RocketMQ 5's controller
+// (docs/controller.md): 3 name servers with embedded controllers, two
+// replicas of broker-a with allAckInSyncStateSet. Under load, the master is
+// SIGKILLed; the controllers elect the other replica, which registers as
+// master, and the producer carries on by itself. Every message that got
+// SEND_OK is then read by a new consumer group. The old master restarts,
+// comes back as a slave (cutting what it wrote and nobody confirmed),
+// catches up and rejoins the SyncStateSet; then the new master is killed in
+// turn and the first one takes over again with nothing lost.
+func TestControllerFailover(t *testing.T) {
+	cc := startControllerCluster(t, 2)
+	master, ri := cc.waitState(t, 2, "")
+	if ri.MasterEpoch < 1 {
+		t.Fatalf("master epoch %d", ri.MasterEpoch)
+	}
+	topic := tests.UniqueName("CTRL_FAILOVER")
+	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
+	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+
+	stop := make(chan struct{})
+	l, wg := runLoad(t, cc.namesrv[0].NameSrvAddr, topic, 16, stop, producer.WithSendMsgTimeout(3*time.Second))
+	stopped := false
+	defer func() {
+		if !stopped {
+			close(stop)
+			wg.Wait()
+		}
+	}()
+	tests.WaitFor(t, 60*time.Second, func() bool { return okCount(l) >= 3000 }, "3000 SEND_OK")
+	master.Kill()
+	killed := time.Now()
+	at := okCount(l)
+	next, ri2 := cc.waitState(t, 1, master.BrokerAddr)
+	if ri2.MasterEpoch <= ri.MasterEpoch {
+		t.Fatalf("master epoch %d after failover, was %d", ri2.MasterEpoch, ri.MasterEpoch)
+	}
+	t.Logf("failover: %s elected %v after the kill (epoch %d -> %d)", next.BrokerAddr, time.Since(killed).Round(time.Millisecond), ri.MasterEpoch, ri2.MasterEpoch)
+	tests.WaitFor(t, 90*time.Second, func() bool { return okCount(l) >= at+1000 }, "1000 SEND_OK after the failover")
+	close(stop)
+	wg.Wait()
+	stopped = true
+	l.mu.Lock()
+	want := make(map[string]bool, len(l.ok))
+	for b := range l.ok {
+		want[b] = true
+	}
+	l.mu.Unlock()
+	consumeAll(t, cc.namesrv[0].NameSrvAddr, topic, want, 60*time.Second)
+
+	// The old master comes back as a slave of the new one and catches up.
+	master.Restart()
+	waitLog(t, master, `"to":"slave"`, 1, 60*time.Second)
+	cc.waitState(t, 2, master.BrokerAddr)
+
+	// The second failover: the first replica, in sync again, takes over.
+	p := tests.NewProducer(t, cc.namesrv[0].NameSrvAddr, producer.WithRetry(2))
+	for i := range 200 {
+		b := fmt.Sprintf("after-rejoin-%d", i)
+		res, err := p.SendSync(context.Background(), primitive.NewMessage(topic, []byte(b)))
+		if err != nil || res.Status != primitive.SendOK {
+			t.Fatalf("send %s: %v %v", b, res, err)
+		}
+		want[b] = true
+	}
+	next.Kill()
+	cc.waitState(t, 1, next.BrokerAddr)
+	consumeAll(t, cc.namesrv[0].NameSrvAddr, topic, want, 90*time.Second)
+}
