@@ -71,6 +71,10 @@ type Broker struct {
 	// controlled is set on that broker (replicas.go).
 	replicas   *replicaManager
 	controlled *replicaManager
+	// keepRegistration: Stop leaves the name servers' entry, which the
+	// broker of the next role replaces (a name server drops the other ids
+	// of one address), so that the group's route never goes empty.
+	keepRegistration bool
 
 	stop     chan struct{}
 	wg       sync.WaitGroup

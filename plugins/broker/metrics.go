@@ -65,7 +65,12 @@ var (
 	descBrokerUp       = prometheus.NewDesc("mqd_broker_up", "1 while the broker app is serving", []string{"cluster", "broker", "brokerId"}, nil)
 	descMessagesIn     = prometheus.NewDesc("mqd_messages_in_total", "Messages stored", []string{"broker", "topic"}, nil)
 	descMessagesOut    = prometheus.NewDesc("mqd_messages_out_total", "Messages delivered to consumers", []string{"broker", "topic", "group"}, nil)
-	runtimeDescs       = map[string]*prometheus.Desc{}
+	// Controller mode (replicas.go).
+	descMasterEpoch  = prometheus.NewDesc("mqd_broker_master_epoch", "Controller mode: the master epoch this replica follows", []string{"broker", "brokerId"}, nil)
+	descSyncSetSize  = prometheus.NewDesc("mqd_broker_syncstateset_size", "Controller mode: replicas in the SyncStateSet, master included", []string{"broker", "brokerId"}, nil)
+	descMasterFenced = prometheus.NewDesc("mqd_broker_fenced", "Controller mode: 1 while this master refuses writes (lease not confirmed, or replaced)", []string{"broker", "brokerId"}, nil)
+	descRoleChanges  = prometheus.NewDesc("mqd_broker_role_changes_total", "Controller mode: role changes of this process", []string{"broker", "brokerId"}, nil)
+	runtimeDescs     = map[string]*prometheus.Desc{}
 )
 
 // runtimeGauges maps GET_BROKER_RUNTIME_INFO keys to the exporter's
@@ -129,7 +134,8 @@ func init() {
 func (c brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBrokerTPS, descBrokerQPS, descProducerTPS, descProducerSize, descProducerOffset,
 		descConsumerTPS, descConsumerSize, descConsumerOffset, descGroupDiff, descGroupRetryDiff, descGroupDLQDiff,
-		descGroupCount, descProducerCount, descStoreMaxOffset, descStorePutFailed, descBrokerUp, descMessagesIn, descMessagesOut} {
+		descGroupCount, descProducerCount, descStoreMaxOffset, descStorePutFailed, descBrokerUp, descMessagesIn, descMessagesOut,
+		descMasterEpoch, descSyncSetSize, descMasterFenced, descRoleChanges} {
 		ch <- d
 	}
 	for _, d := range runtimeDescs {
@@ -160,6 +166,18 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBrokerUp, 1, cluster, name, strconv.FormatInt(b.cfg.BrokerID, 10))
 	counter(descStoreMaxOffset, float64(b.store.MaxPhyOffset()), name)
 	counter(descStorePutFailed, float64(b.stats.putFailed.Load()), name)
+	if rm := b.controlled; rm != nil {
+		st := rm.Status()
+		id := strconv.FormatInt(st.BrokerID, 10)
+		gauge(descMasterEpoch, float64(st.MasterEpoch), name, id)
+		gauge(descSyncSetSize, float64(len(st.SyncStateSet)), name, id)
+		fenced := 0.0
+		if st.Fenced {
+			fenced = 1
+		}
+		gauge(descMasterFenced, fenced, name, id)
+		counter(descRoleChanges, float64(st.RoleChanges), name, id)
+	}
 
 	k.topics.Range(func(topic string, ts *topicStats) {
 		m, _, _ := ts.putNums.Snapshots(now)

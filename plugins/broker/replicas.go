@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,6 +132,7 @@ type replicaManager struct {
 	caughtUp     map[int64]time.Time
 	lastMax      int64
 	current      atomic.Pointer[Broker]
+	roleChanges  atomic.Int64
 
 	kick chan struct{}
 	stop chan struct{}
@@ -211,6 +213,7 @@ func (b *Broker) Current() *Broker {
 // at most firstRoleWait for it; the rest happens in the background.
 func (rm *replicaManager) start() error {
 	rm.client = remoting.NewClient(remoting.ClientConfig{Logger: rm.log})
+	rm.registerAdmin()
 	first := make(chan struct{})
 	rm.wg.Add(1)
 	go func() {
@@ -622,6 +625,9 @@ func (rm *replicaManager) becomeLocked(role string, st replicaState) error {
 	}
 	rm.log.Info().Str("from", orNone(rm.role)).Str("to", role).Int64("brokerId", rm.brokerID).Int64("masterId", st.masterID).
 		Str("masterAddr", st.masterAddr).Int32("masterEpoch", st.masterEpoch).Msg("controller mode: role change")
+	if cur := rm.current.Load(); cur != nil {
+		cur.keepRegistration = true // the next role's registration replaces it
+	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := rm.stopInnerLocked(stopCtx)
 	cancel()
@@ -644,6 +650,7 @@ func (rm *replicaManager) becomeLocked(role string, st replicaState) error {
 		return err
 	}
 	rm.role = role
+	rm.roleChanges.Add(1)
 	rm.isMaster.Store(role == replicaMaster)
 	rm.fenced.Store(false)
 	return nil
@@ -906,9 +913,66 @@ func (rm *replicaManager) checkSyncStateSet() {
 	rm.log.Info().Ints64("syncStateSet", rm.syncSet).Int32("syncStateSetEpoch", rm.syncSetEpoch).Msg("controller mode: SyncStateSet changed")
 }
 
-// admit refuses writes on a fenced master.
+// ReplicaStatus is controller mode as GET /replicas and /metrics show it.
+type ReplicaStatus struct {
+	BrokerID          int64        `json:"brokerId"`
+	Role              string       `json:"role"`
+	MasterID          int64        `json:"masterId"`
+	MasterAddr        string       `json:"masterAddr,omitempty"`
+	MasterEpoch       int32        `json:"masterEpoch"`
+	SyncStateSet      []int64      `json:"syncStateSet,omitempty"`
+	SyncStateSetEpoch int32        `json:"syncStateSetEpoch"`
+	Pending           []int64      `json:"pendingInSync,omitempty"`
+	Fenced            bool         `json:"fenced"`
+	LeaseAge          string       `json:"leaseAge,omitempty"`
+	RoleChanges       int64        `json:"roleChanges"`
+	Controllers       []string     `json:"controllers"`
+	ControllerLeader  string       `json:"controllerLeader,omitempty"`
+	Epochs            []EpochEntry `json:"epochs"`
+}
+
+// Status reports controller mode.
+func (rm *replicaManager) Status() ReplicaStatus {
+	var max int64
+	if cur := rm.current.Load(); cur != nil && cur.ha != nil && cur.ha.repl != nil {
+		max = cur.ha.repl.MaxPhyOffset()
+	}
+	st := ReplicaStatus{BrokerID: rm.brokerID, Controllers: rm.controllers, ControllerLeader: *rm.leader.Load(),
+		RoleChanges: rm.roleChanges.Load(), Epochs: rm.epochs.Entries(max)}
+	if rm.isMaster.Load() {
+		_, why := rm.admit()
+		st.Fenced = why != nil
+		st.LeaseAge = time.Since(time.Unix(0, rm.leaseAt.Load())).Round(time.Millisecond).String()
+	}
+	if rm.mu.TryLock() { // a role change holds it for a while: report without
+		defer rm.mu.Unlock()
+		st.Role = orNone(rm.role)
+		st.MasterID, st.MasterAddr, st.MasterEpoch = rm.masterID, rm.masterAddr, rm.masterEpoch
+		st.SyncStateSet, st.SyncStateSetEpoch = slices.Clone(rm.syncSet), rm.syncSetEpoch
+		for id := range rm.pending {
+			st.Pending = append(st.Pending, id)
+		}
+	} else {
+		st.Role = "changing"
+	}
+	return st
+}
+
+// registerAdmin adds GET /replicas.
+func (rm *replicaManager) registerAdmin() {
+	reg := rm.kctx.Admin()
+	if reg == nil {
+		return
+	}
+	reg.Handle(kernel.AdminHandler{Path: "/replicas", Methods: []string{"GET"}, Doc: "controller mode: broker id, role, master epoch, SyncStateSet, lease, epochs",
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { kernel.WriteJSON(w, http.StatusOK, rm.Status()) })})
+}
+
+// admit refuses writes on a fenced master, and on a master whose lease ran
+// out even if the lease check has not run yet (a process resumed after
+// SIGSTOP serves requests before its timers fire).
 func (rm *replicaManager) admit() (storage.PutStatus, error) {
-	if rm.fenced.Load() {
+	if rm.fenced.Load() || (rm.isMaster.Load() && time.Since(time.Unix(0, rm.leaseAt.Load())) > ms(rm.cfg.HeartbeatTimeout)/2) {
 		return storage.PutServiceNotAvailable, errors.New("this master's controller lease is not confirmed (or another replica was elected); writes are refused")
 	}
 	return storage.PutOK, nil

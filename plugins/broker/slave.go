@@ -130,9 +130,19 @@ func (s *slaveSyncer) forgetAsked() {
 	s.askedMu.Unlock()
 }
 
+// call is one request to the master, abandoned when the broker stops: a
+// master that hangs (SIGSTOP, a partition) must not hold up the stop for a
+// timeout per request of a round.
 func (s *slaveSyncer) call(addr string, req *remoting.Command) (*remoting.Command, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	go func() {
+		select {
+		case <-s.b.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	return s.b.nsClient.Invoke(ctx, addr, req)
 }
 

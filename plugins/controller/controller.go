@@ -13,14 +13,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/mqd/mqd/kernel"
@@ -79,6 +83,7 @@ type Controller struct {
 	mux      *mux
 	server   *remoting.Server
 	notifier *remoting.Client
+	admin    *kernel.AdminRegistry
 
 	elections   atomic.Int64
 	leaderReady atomic.Bool
@@ -96,6 +101,7 @@ func (*Controller) MQDModule() kernel.ModuleInfo {
 // Provision reads controller.* and checks the peers.
 func (c *Controller) Provision(ctx kernel.Context) error {
 	c.log = ctx.Logger
+	c.admin = ctx.Admin()
 	if err := ctx.Config.Unmarshal("controller", &c.cfg); err != nil {
 		return fmt.Errorf("controller config: %w", err)
 	}
@@ -166,6 +172,7 @@ func (c *Controller) Start() error {
 		defer c.wg.Done()
 		c.run()
 	}()
+	c.registerAdmin()
 	c.log.Info().Str("role", "controller").Str("id", c.self.ID).Str("addr", c.self.Addr).
 		Str("group", c.cfg.Group).Int("peers", len(c.peers)).Msg("controller started")
 	return nil
@@ -460,4 +467,82 @@ func dialable(a net.Addr) string {
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(ta.Port))
 	}
 	return ta.String()
+}
+
+// Status is the controller as GET /controller shows it.
+type Status struct {
+	ID        string   `json:"id"`
+	Addr      string   `json:"addr"`
+	Group     string   `json:"group"`
+	Leader    bool     `json:"leader"`
+	LeaderID  string   `json:"leaderId"`
+	Peers     []Peer   `json:"peers"`
+	Elections int64    `json:"elections"`
+	Groups    []*Group `json:"brokerGroups"`
+}
+
+// Status reports the controller's view.
+func (c *Controller) Status() Status {
+	st := Status{ID: c.self.ID, Addr: c.self.Addr, Group: c.cfg.Group, Peers: c.peers, Elections: c.Elections()}
+	if c.cons == nil {
+		return st
+	}
+	st.Leader = c.IsLeader()
+	st.LeaderID, _ = c.Leader()
+	c.fsm.read(func(s *state) {
+		for _, g := range s.Groups {
+			st.Groups = append(st.Groups, g.clone())
+		}
+	})
+	sort.Slice(st.Groups, func(i, j int) bool { return st.Groups[i].BrokerName < st.Groups[j].BrokerName })
+	return st
+}
+
+var (
+	descLeader    = prometheus.NewDesc("mqd_controller_leader", "1 while this controller is the raft leader", nil, nil)
+	descElections = prometheus.NewDesc("mqd_controller_elections_total", "Masters this controller elected as leader", nil, nil)
+	descEpoch     = prometheus.NewDesc("mqd_controller_master_epoch", "Master epoch of a broker group", []string{"brokerName"}, nil)
+	descSetSize   = prometheus.NewDesc("mqd_controller_syncstateset_size", "Replicas in a broker group's SyncStateSet", []string{"brokerName"}, nil)
+	descHasMaster = prometheus.NewDesc("mqd_controller_has_master", "1 while a broker group has a master", []string{"brokerName"}, nil)
+)
+
+// collector exports the controller's state to Prometheus.
+type collector struct{ c *Controller }
+
+func (k collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLeader, descElections, descEpoch, descSetSize, descHasMaster} {
+		ch <- d
+	}
+}
+
+func (k collector) Collect(ch chan<- prometheus.Metric) {
+	st := k.c.Status()
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b2f(st.Leader))
+	ch <- prometheus.MustNewConstMetric(descElections, prometheus.CounterValue, float64(st.Elections))
+	for _, g := range st.Groups {
+		ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(g.MasterEpoch), g.BrokerName)
+		ch <- prometheus.MustNewConstMetric(descSetSize, prometheus.GaugeValue, float64(len(g.SyncStateSet)), g.BrokerName)
+		ch <- prometheus.MustNewConstMetric(descHasMaster, prometheus.GaugeValue, b2f(g.MasterID != noMaster), g.BrokerName)
+	}
+}
+
+// registerAdmin adds GET /controller and the controller's Prometheus
+// metrics at /metrics/controller (/metrics belongs to a broker in the same
+// process).
+func (c *Controller) registerAdmin() {
+	if c.admin == nil {
+		return
+	}
+	c.admin.Handle(kernel.AdminHandler{Path: "/controller", Methods: []string{"GET"}, Doc: "controller: leader, peers, elections, broker groups (master, epoch, SyncStateSet)",
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { kernel.WriteJSON(w, http.StatusOK, c.Status()) })})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{c})
+	c.admin.Handle(kernel.AdminHandler{Path: "/metrics/controller", Methods: []string{"GET"}, Doc: "controller Prometheus metrics",
+		Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 }

@@ -2,10 +2,14 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,9 +106,10 @@ func (cc *controllerCluster) syncState(t *testing.T) (body.ReplicasInfo, bool) {
 	return body.ReplicasInfo{}, false
 }
 
-// waitState waits until broker-a has a master and a SyncStateSet of n
-// replicas, and returns the master's process.
-func (cc *controllerCluster) waitState(t *testing.T, n int, notMaster string) (*tests.Process, body.ReplicasInfo) {
+// waitState waits until broker-a has a master other than notMaster and a
+// SyncStateSet of n replicas, and, with a topic, until every name server
+// routes it to that master; it returns the master's process.
+func (cc *controllerCluster) waitState(t *testing.T, n int, notMaster, topic string) (*tests.Process, body.ReplicasInfo) {
 	t.Helper()
 	var ri body.ReplicasInfo
 	tests.WaitFor(t, 60*time.Second, func() bool {
@@ -112,6 +117,15 @@ func (cc *controllerCluster) waitState(t *testing.T, n int, notMaster string) (*
 		ri, ok = cc.syncState(t)
 		return ok && ri.MasterBrokerID != nil && ri.MasterAddress != notMaster && len(ri.InSyncReplicas) == n
 	}, "broker-a with a master (not %q) and %d replicas in sync", notMaster, n)
+	// The master has registered with the name servers (the Go client
+	// starts a consumer only from a route with a master).
+	for _, ns := range cc.namesrv {
+		if topic == "" {
+			break
+		}
+		tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, ns.NameSrvAddr, topic, "broker-a")[0] == ri.MasterAddress },
+			"name server %s routes %s to the master %s", ns.NameSrvAddr, topic, ri.MasterAddress)
+	}
 	for _, p := range cc.replicas {
 		if p.BrokerAddr == ri.MasterAddress {
 			return p, ri
@@ -132,7 +146,7 @@ func (cc *controllerCluster) waitState(t *testing.T, n int, notMaster string) (*
 // turn and the first one takes over again with nothing lost.
 func TestControllerFailover(t *testing.T) {
 	cc := startControllerCluster(t, 2)
-	master, ri := cc.waitState(t, 2, "")
+	master, ri := cc.waitState(t, 2, "", "")
 	if ri.MasterEpoch < 1 {
 		t.Fatalf("master epoch %d", ri.MasterEpoch)
 	}
@@ -153,7 +167,7 @@ func TestControllerFailover(t *testing.T) {
 	master.Kill()
 	killed := time.Now()
 	at := okCount(l)
-	next, ri2 := cc.waitState(t, 1, master.BrokerAddr)
+	next, ri2 := cc.waitState(t, 1, master.BrokerAddr, topic)
 	if ri2.MasterEpoch <= ri.MasterEpoch {
 		t.Fatalf("master epoch %d after failover, was %d", ri2.MasterEpoch, ri.MasterEpoch)
 	}
@@ -173,7 +187,7 @@ func TestControllerFailover(t *testing.T) {
 	// The old master comes back as a slave of the new one and catches up.
 	master.Restart()
 	waitLog(t, master, `"to":"slave"`, 1, 60*time.Second)
-	cc.waitState(t, 2, master.BrokerAddr)
+	cc.waitState(t, 2, master.BrokerAddr, topic)
 
 	// The second failover: the first replica, in sync again, takes over.
 	p := tests.NewProducer(t, cc.namesrv[0].NameSrvAddr, producer.WithRetry(2))
@@ -186,6 +200,108 @@ func TestControllerFailover(t *testing.T) {
 		want[b] = true
 	}
 	next.Kill()
-	cc.waitState(t, 1, next.BrokerAddr)
+	cc.waitState(t, 1, next.BrokerAddr, topic)
 	consumeAll(t, cc.namesrv[0].NameSrvAddr, topic, want, 90*time.Second)
+}
+
+// rawSend sends one message to a broker address directly (SEND_MESSAGE_V1)
+// and returns the response code.
+func rawSend(cli *remoting.Client, addr, topic, body string) (int16, error) {
+	ext := map[string]string{"producerGroup": "PG_RAW", "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+		"queueId": "0", "sysFlag": "0", "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10), "flag": "0",
+		"properties": "", "reconsumeTimes": "0", "unitMode": "false"}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := cli.Invoke(ctx, addr, remoting.NewRequest(remoting.SendMessage, ext, []byte(body)))
+	if err != nil {
+		return -1, err
+	}
+	return resp.Code, nil
+}
+
+// TestControllerFencesStoppedMaster: a master that is alive but cut off
+// (SIGSTOP) loses its lease; the controller elects the other replica; when
+// the old master resumes (SIGCONT) it answers no send with SUCCESS - not
+// even before its timers run - and becomes a slave of the new master.
+// ASYNC_MASTER replicas, so an unfenced old master would answer alone.
+func TestControllerFencesStoppedMaster(t *testing.T) {
+	cc := startControllerCluster(t, 2, "allAckInSyncStateSet=false", "brokerRole=ASYNC_MASTER")
+	master, _ := cc.waitState(t, 2, "", "")
+	topic := tests.UniqueName("CTRL_FENCE")
+	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
+	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+	if code, err := rawSend(cc.cli, master.BrokerAddr, topic, "before"); err != nil || code != remoting.Success {
+		t.Fatalf("send to the master: %d %v", code, err)
+	}
+	if err := master.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cont := func() { _ = master.Signal(syscall.SIGCONT) }
+	defer cont()
+	next, _ := cc.waitState(t, 1, master.BrokerAddr, topic)
+	cont()
+	// Right after it resumes, and until it has become a slave, the old
+	// master refuses every send.
+	deadline := time.Now().Add(30 * time.Second)
+	refused := 0
+	for {
+		code, err := rawSend(cc.cli, master.BrokerAddr, topic, "to-old-master")
+		if err == nil && code == remoting.Success {
+			t.Fatal("the old master answered SUCCESS after another replica was elected")
+		}
+		refused++
+		if strings.Contains(master.Logs(), `"to":"slave"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old master did not become a slave")
+		}
+	}
+	if code, err := rawSend(cc.cli, next.BrokerAddr, topic, "to-new-master"); err != nil || code != remoting.Success {
+		t.Fatalf("send to the new master: %d %v", code, err)
+	}
+	t.Logf("old master refused %d sends before it became a slave", refused)
+	cc.waitState(t, 2, master.BrokerAddr, topic)
+
+	// The operator's view: elections on the controllers' /metrics, the
+	// old master's role on its /replicas.
+	elections := 0.0
+	for _, ns := range cc.namesrv {
+		for _, l := range strings.Split(adminGet(t, ns, "/metrics/controller"), "\n") {
+			if v, ok := strings.CutPrefix(l, "mqd_controller_elections_total "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				elections += f
+			}
+		}
+	}
+	if elections < 2 {
+		t.Fatalf("controllers count %v elections, want at least 2", elections)
+	}
+	var rs struct {
+		Role        string `json:"role"`
+		MasterEpoch int32  `json:"masterEpoch"`
+	}
+	tests.WaitFor(t, 10*time.Second, func() bool {
+		return json.Unmarshal([]byte(adminGet(t, master, "/replicas")), &rs) == nil && rs.Role == "slave" && rs.MasterEpoch == 2
+	}, "the old master's /replicas shows a slave of epoch 2")
+}
+
+// adminGet fetches path from a process's admin endpoint.
+func adminGet(t *testing.T, p *tests.Process, path string) string {
+	t.Helper()
+	m := adminAddrRe.FindAllStringSubmatch(p.Logs(), -1)
+	if len(m) == 0 {
+		t.Fatal("no admin endpoint in the logs")
+	}
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + m[len(m)-1][1] + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
+	return string(b)
 }
