@@ -544,7 +544,28 @@ func (rm *replicaManager) sync() bool {
 	if err := rm.follow(info); err != nil {
 		rm.log.Warn().Err(err).Msg("controller mode: role change failed; retrying")
 	}
+	rm.followEpochs()
 	return rm.hasRole()
+}
+
+// followEpochs copies, on a slave, the master's epochs that its log has
+// reached since (prepare copied those up to its end then), so that the
+// epoch file stays exact while the slave catches up across an epoch start.
+func (rm *replicaManager) followEpochs() {
+	rm.mu.Lock()
+	role, addr := rm.role, rm.masterAddr
+	rm.mu.Unlock()
+	cur := rm.current.Load()
+	if role != replicaSlave || cur == nil || cur.ha == nil || cur.ha.repl == nil {
+		return
+	}
+	cache, err := rm.fetchEpochs(cur, addr)
+	if err != nil {
+		return // the master is away; the next poll tries again
+	}
+	if err := rm.epochs.Follow(cache, cur.ha.repl.MaxPhyOffset()); err != nil {
+		rm.log.Warn().Err(err).Msg("controller mode: epoch file")
+	}
 }
 
 func (rm *replicaManager) hasRole() bool {

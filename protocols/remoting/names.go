@@ -103,6 +103,12 @@ var requestCodeNames = map[int16]string{
 	QueryDataVersion: "QUERY_DATA_VERSION", ResumeCheckHalfMessage: "RESUME_CHECK_HALF_MESSAGE",
 	SendReplyMessage: "SEND_REPLY_MESSAGE", SendReplyMessageV2: "SEND_REPLY_MESSAGE_V2",
 	PushReplyMessageToClient: "PUSH_REPLY_MESSAGE_TO_CLIENT", AddWritePermOfBroker: "ADD_WRITE_PERM_OF_BROKER",
+	BrokerHeartbeat: "BROKER_HEARTBEAT", ControllerAlterSyncStateSet: "CONTROLLER_ALTER_SYNC_STATE_SET",
+	ControllerElectMaster: "CONTROLLER_ELECT_MASTER", ControllerRegisterBroker: "CONTROLLER_REGISTER_BROKER",
+	ControllerGetReplicaInfo: "CONTROLLER_GET_REPLICA_INFO", ControllerGetMetadataInfo: "CONTROLLER_GET_METADATA_INFO",
+	ControllerGetSyncStateData: "CONTROLLER_GET_SYNC_STATE_DATA", GetBrokerEpochCache: "GET_BROKER_EPOCH_CACHE",
+	NotifyBrokerRoleChanged: "NOTIFY_BROKER_ROLE_CHANGED", ControllerGetNextBrokerID: "CONTROLLER_GET_NEXT_BROKER_ID",
+	ControllerApplyBrokerID: "CONTROLLER_APPLY_BROKER_ID",
 }
 
 var responseCodeNames = map[int16]string{
@@ -121,6 +127,13 @@ var responseCodeNames = map[int16]string{
 	TransactionStateUnknow: "TRANSACTION_STATE_UNKNOW", TransactionStateGroupWrong: "TRANSACTION_STATE_GROUP_WRONG",
 	NoBuyerID: "NO_BUYER_ID", NotInCurrentUnit: "NOT_IN_CURRENT_UNIT", ConsumerNotOnline: "CONSUMER_NOT_ONLINE",
 	ConsumeMsgTimeout: "CONSUME_MSG_TIMEOUT", NoMessage: "NO_MESSAGE", FlowControl: "FLOW_CONTROL",
+	ControllerFencedMasterEpoch: "CONTROLLER_FENCED_MASTER_EPOCH", ControllerFencedSyncStateSetEpoch: "CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH",
+	ControllerInvalidMaster: "CONTROLLER_INVALID_MASTER", ControllerInvalidReplicas: "CONTROLLER_INVALID_REPLICAS",
+	ControllerMasterNotAvailable: "CONTROLLER_MASTER_NOT_AVAILABLE", ControllerInvalidRequest: "CONTROLLER_INVALID_REQUEST",
+	ControllerBrokerNotAlive: "CONTROLLER_BROKER_NOT_ALIVE", ControllerNotLeader: "CONTROLLER_NOT_LEADER",
+	ControllerBrokerMetadataNotExist: "CONTROLLER_BROKER_METADATA_NOT_EXIST", ControllerBrokerNeedToBeRegistered: "CONTROLLER_BROKER_NEED_TO_BE_REGISTERED",
+	ControllerMasterStillExist: "CONTROLLER_MASTER_STILL_EXIST", ControllerElectMasterFailed: "CONTROLLER_ELECT_MASTER_FAILED",
+	ControllerAlterSyncStateSetFailed: "CONTROLLER_ALTER_SYNC_STATE_SET_FAILED", ControllerBrokerIDInvalid: "CONTROLLER_BROKER_ID_INVALID",
 }
 
 // RequestCodeName returns the Java RequestCode name of code, or its number.

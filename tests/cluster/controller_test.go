@@ -33,6 +33,11 @@ type controllerCluster struct {
 }
 
 func startControllerCluster(t *testing.T, replicas int, extra ...string) *controllerCluster {
+	return startControllerClusterWith(t, replicas, nil, extra...)
+}
+
+// startControllerClusterWith also sets nsExtra on the name servers.
+func startControllerClusterWith(t *testing.T, replicas int, nsExtra []string, extra ...string) *controllerCluster {
 	t.Helper()
 	cc := &controllerCluster{cli: remoting.NewClient(remoting.ClientConfig{})}
 	t.Cleanup(func() { cc.cli.Close() })
@@ -44,13 +49,17 @@ func startControllerCluster(t *testing.T, replicas int, extra ...string) *contro
 		peers = append(peers, fmt.Sprintf("n%d-%s", i, a))
 	}
 	for i := range 3 {
-		p := tests.StartProcess(t, "namesrv", "-c", filepath.Join(dir, "namesrv.properties"), "--log-format", "json",
+		args := []string{"namesrv", "-c", filepath.Join(dir, "namesrv.properties"), "--log-format", "json",
 			"--set", "listenPort="+strconv.Itoa(tests.FreePort(t)),
 			"--set", "enableControllerInNamesrv=true",
 			"--set", "controllerDLegerPeers="+strings.Join(peers, ";"),
 			"--set", fmt.Sprintf("controllerDLegerSelfId=n%d", i),
 			"--set", "controllerStorePath="+t.TempDir(),
-			"--set", "controller.controllerBrokerTimeout=2000")
+			"--set", "controller.controllerBrokerTimeout=2000"}
+		for _, e := range nsExtra {
+			args = append(args, "--set", e)
+		}
+		p := tests.StartProcess(t, args...)
 		cc.namesrv = append(cc.namesrv, p)
 		nsAddrs = append(nsAddrs, p.NameSrvAddr)
 	}
@@ -304,4 +313,74 @@ func adminGet(t *testing.T, p *tests.Process, path string) string {
 		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
 	}
 	return string(b)
+}
+
+// TestControllerTruncatesDivergedOldMaster: the old master wrote messages
+// that no other replica has (its slave was down, the SyncStateSet had
+// shrunk to the master); it is then cut off (SIGSTOP) and, with
+// enableElectUncleanMaster, the stale replica is elected and writes on.
+// When the old master comes back it must cut its log back to where the two
+// histories part (the epoch file), then copy the new master's: both logs end
+// byte-identical, and every message the new master acknowledged is read.
+func TestControllerTruncatesDivergedOldMaster(t *testing.T) {
+	cc := startControllerClusterWith(t, 2, []string{"enableElectUncleanMaster=true"}, "allAckInSyncStateSet=false", "brokerRole=ASYNC_MASTER")
+	master, _ := cc.waitState(t, 2, "", "")
+	slave := cc.replicas[0]
+	if slave == master {
+		slave = cc.replicas[1]
+	}
+	topic := tests.UniqueName("CTRL_DIVERGE")
+	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 1)
+	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+	want := map[string]bool{}
+	send := func(addr, prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			b := fmt.Sprintf("%s-%d", prefix, i)
+			if code, err := rawSend(cc.cli, addr, topic, b); err != nil || code != remoting.Success {
+				t.Fatalf("send %s to %s: %d %v", b, addr, code, err)
+			}
+			if prefix != "old-master-alone" {
+				want[b] = true
+			}
+		}
+	}
+	send(master.BrokerAddr, "shared", 50)
+	tests.WaitFor(t, 10*time.Second, func() bool {
+		return replicaMax(t, slave) == replicaMax(t, master)
+	}, "the slave holds the shared messages")
+	// SIGKILL, not SIGSTOP: a stopped slave would still find what the
+	// master sent meanwhile in its socket buffer when it resumes.
+	slave.Kill()
+	send(master.BrokerAddr, "old-master-alone", 50)
+	tests.WaitFor(t, 30*time.Second, func() bool {
+		ri, ok := cc.syncState(t)
+		return ok && len(ri.InSyncReplicas) == 1
+	}, "the SyncStateSet shrinks to the master")
+	if err := master.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = master.Signal(syscall.SIGCONT) }()
+	slave.Restart()
+	cc.waitState(t, 1, master.BrokerAddr, topic)
+	send(slave.BrokerAddr, "new-master", 30)
+	if err := master.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, master, "cutting this replica's commit log", 1, 30*time.Second)
+	cc.waitState(t, 2, master.BrokerAddr, topic)
+	tests.WaitFor(t, 10*time.Second, func() bool { return replicaMax(t, master) == replicaMax(t, slave) }, "the old master caught up")
+	consumeAll(t, cc.namesrv[0].NameSrvAddr, topic, want, 60*time.Second)
+}
+
+// replicaMax is a controller-mode broker's commit-log end, from GET /ha.
+func replicaMax(t *testing.T, p *tests.Process) int64 {
+	t.Helper()
+	var st struct {
+		MaxPhyOffset int64 `json:"maxPhyOffset"`
+	}
+	if err := json.Unmarshal([]byte(adminGet(t, p, "/ha")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.MaxPhyOffset
 }

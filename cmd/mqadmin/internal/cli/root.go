@@ -2,7 +2,9 @@
 // flags and table columns as the Java tool's 4.9.8 output, so scripts that parse
 // them keep working) built with cobra over the admin client package. `-o json`
 // (or `--output json` where -o already has a RocketMQ meaning) prints the same
-// data as JSON. cmd/mqadmin's main only calls Main.
+// data as JSON. The controller-mode commands (controller.go: getControllerMetaData,
+// getSyncStateSet, getBrokerEpoch, electMaster) follow RocketMQ 5.3.3's tool.
+// cmd/mqadmin's main only calls Main.
 package cli
 
 import (
@@ -75,7 +77,8 @@ func Main(args []string, sys IO) int {
 		sys.Now = time.Now
 	}
 	e := &env{out: sys.Stdout, errOut: sys.Stderr, getenv: sys.Getenv, now: sys.Now}
-	code := cmdline.Execute(newRoot(e), args, sys.Stdout, sys.Stderr)
+	root := newRoot(e)
+	code := cmdline.Execute(root, expandJavaShort(root, args), sys.Stdout, sys.Stderr)
 	if e.adm != nil {
 		e.adm.Close()
 	}
@@ -130,6 +133,7 @@ func commands(e *env) []*cobra.Command {
 	out = append(out, consumerCommands(e)...)
 	out = append(out, brokerCommands(e)...)
 	out = append(out, messageCommands(e)...)
+	out = append(out, controllerCommands(e)...)
 	return out
 }
 
@@ -138,6 +142,60 @@ func required(c *cobra.Command, names ...string) {
 	for _, n := range names {
 		_ = c.MarkFlagRequired(n)
 	}
+}
+
+// javaShortAnnotation is the cobra annotation listing a command's RocketMQ
+// short options of more than one letter, as "bn=brokerName,...".
+const javaShortAnnotation = "mqadmin/javaShort"
+
+// javaShort gives the flag long of c the RocketMQ short option short, which
+// has more than one letter (electMaster's -bn): commons-cli allows that,
+// pflag's shorthands are one letter. expandJavaShort rewrites it to the long
+// flag before cobra parses the command line.
+func javaShort(c *cobra.Command, short, long string) {
+	f := c.Flags().Lookup(long)
+	if f == nil {
+		panic("mqadmin: no flag --" + long)
+	}
+	f.Usage += " (short: -" + short + ")"
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	if s := c.Annotations[javaShortAnnotation]; s != "" {
+		c.Annotations[javaShortAnnotation] = s + ","
+	}
+	c.Annotations[javaShortAnnotation] += short + "=" + long
+}
+
+// expandJavaShort rewrites the multi-letter short options (javaShort) of the
+// command args name: "-bn v" to "--brokerName v" and "-bn=v" to
+// "--brokerName=v", up to a "--". pflag would read "-bn" as -b with the
+// value "n".
+func expandJavaShort(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd.Annotations[javaShortAnnotation] == "" {
+		return args
+	}
+	long := map[string]string{}
+	for _, kv := range strings.Split(cmd.Annotations[javaShortAnnotation], ",") {
+		s, l, _ := strings.Cut(kv, "=")
+		long["-"+s] = "--" + l
+	}
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if l, ok := long[name]; ok {
+			a = l
+			if hasVal {
+				a += "=" + val
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // frontString is UtilAll.frontStringAtLeast: s cut to at most n characters.
