@@ -259,3 +259,26 @@ func TestShippedProfilesAndSamplesLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerSamplesLoad: the controller-mode layout under
+// configs/controller loads without unknown keys, in each role.
+func TestControllerSamplesLoad(t *testing.T) {
+	dir := filepath.Join("..", "..", "configs", "controller")
+	for _, c := range []struct{ role, file, want string }{
+		{"namesrv", "namesrv-n1.properties", "controller.controllerDLegerSelfId"},
+		{"controller", "namesrv-n2.properties", "controller.controllerDLegerPeers"},
+		{"broker", "broker-a-n0.properties", "broker.enableControllerMode"},
+	} {
+		abs, err := filepath.Abs(filepath.Join(dir, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, "", nil, "config", "print", "--role", c.role, "-c", abs).mustSucceed(t)
+		contains(t, c.file, r.stdout, c.want)
+		if strings.Contains(r.stderr, "not implemented") || strings.Contains(r.stderr, "unknown") {
+			t.Errorf("%s: %s", c.file, r.stderr)
+		}
+	}
+	r := run(t, "", nil, "controller", "--help").mustSucceed(t)
+	contains(t, "mqd controller --help", r.stdout, "mqcontroller")
+}

@@ -9,6 +9,8 @@ package config
 // silently ignored them). See docs/architecture.md, Configuration.
 func init() {
 	RegisterUnimplemented("broker", brokerRocketMQKeys...)
+	RegisterUnimplemented("broker", brokerControllerModeKeys...)
+	RegisterUnimplemented("namesrv", controllerRocketMQKeys...)
 	RegisterUnimplemented("broker", nettyServerRocketMQKeys...)
 	RegisterUnimplemented("namesrv", namesrvRocketMQKeys...)
 	RegisterUnimplemented("namesrv", nettyServerRocketMQKeys...)
@@ -142,6 +144,43 @@ var brokerRocketMQKeys = []string{
 	"dLegerPeers",
 	"dLegerSelfId",
 	"putMsgIndexHightWater",
+}
+
+// RocketMQ 5's controller-mode keys of a broker that mqd does not act on
+// (docs/controller.md, "Departures"); the ones it implements are registered
+// by plugins/broker and ha.
+var brokerControllerModeKeys = []string{
+	"inSyncReplicas",
+	"totalReplicas",
+	"enableAutoInSyncReplicas",
+	"haMaxGapNotInSync",
+	"syncFromLastFile",
+	"asyncLearner",
+	"fetchControllerAddrByDnsLookup",
+	"syncControllerMetadataPeriod",
+	"sendHeartbeatTimeoutMillis",
+	"enableSlaveActingMaster",
+}
+
+// ControllerConfig keys (controller.conf, or a namesrv.conf embedding a
+// controller) that mqd's raft controller has no use for.
+var controllerRocketMQKeys = []string{
+	"controllerType",
+	"scanInactiveMasterInterval",
+	"electMasterMaxRetryCount",
+	"mappedFileSize",
+	"controllerThreadPoolNums",
+	"controllerRequestThreadPoolQueueCapacity",
+	"processReadEvent",
+	"configBlackList",
+	"metricsExporterType",
+	"jRaftElectionTimeoutMs",
+	"jRaftScanWaitTimeoutMs",
+	"jRaftSnapshotIntervalSecs",
+	"jRaftGroupId",
+	"jRaftServerId",
+	"jRaftInitConf",
+	"jRaftControllerRPCAddr",
 }
 
 // NamesrvConfig, including the 5.x additions an operator may carry over.

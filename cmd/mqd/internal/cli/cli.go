@@ -148,7 +148,7 @@ func newRoot(sys IO) *cobra.Command {
 func completeFlagValues(c *cobra.Command) {
 	values := map[string][]string{
 		"profile":    configs.Profiles(),
-		"role":       {modeEmbedded, modeBroker, modeNamesrv},
+		"role":       {modeEmbedded, modeBroker, modeNamesrv, modeController},
 		"format":     {config.FormatTable, config.FormatProperties},
 		"log-level":  {"trace", "debug", "info", "warn", "error"},
 		"log-format": {"auto", "console", "json"},
@@ -181,15 +181,15 @@ func addNamesrvFlag(fs *pflag.FlagSet, o *options) {
 
 // addRoleFlag adds --role.
 func addRoleFlag(fs *pflag.FlagSet, o *options, usage string) {
-	fs.StringVar(&o.role, "role", modeEmbedded, usage+": embedded, broker or namesrv")
+	fs.StringVar(&o.role, "role", modeEmbedded, usage+": embedded, broker, namesrv or controller")
 }
 
 func checkRole(role string) error {
 	switch role {
-	case modeEmbedded, modeBroker, modeNamesrv:
+	case modeEmbedded, modeBroker, modeNamesrv, modeController:
 		return nil
 	}
-	return cmdline.Usagef("--role %q: want embedded, broker or namesrv", role)
+	return cmdline.Usagef("--role %q: want embedded, broker, namesrv or controller", role)
 }
 
 // daemonCommand is mqd namesrv or mqd broker.
@@ -375,7 +375,7 @@ func printConfig(o *options, sys IO) error {
 	}
 	ro := config.RenderOptions{Format: o.format}
 	if mode != modeEmbedded {
-		ro.Roles = []string{mode}
+		ro.Roles = []string{roleOf(mode)}
 	}
 	return cfg.Render(sys.Stdout, ro)
 }
