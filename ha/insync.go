@@ -44,7 +44,9 @@ type Admitter interface {
 // known by the broker id of their HA hello). With the master alone in the
 // set a write counts at once; with fewer members (master included) than
 // minInSyncReplicas, writes are refused before they are appended
-// (IN_SYNC_REPLICAS_NOT_ENOUGH). Without every confirmation within
+// (IN_SYNC_REPLICAS_NOT_ENOUGH); so are they until the set is known
+// (SERVICE_NOT_AVAILABLE), so that no write counts as replicated on an
+// assumption. Without every confirmation within
 // store.syncFlushTimeout the answer is FLUSH_SLAVE_TIMEOUT; the message is
 // stored on the master, and on the members that did confirm.
 type InSync struct {
@@ -80,9 +82,7 @@ func (s *InSync) Validate() error {
 	if s.timeout <= 0 {
 		return fmt.Errorf("store.syncFlushTimeout must be positive")
 	}
-	empty := []int64{}
-	s.set.Store(&empty)
-	ch := make(chan struct{})
+	ch := make(chan struct{}) // the set stays nil (unknown) until SetSyncStateSet
 	s.setCh.Store(&ch)
 	s.waiters = NewWaiters(s.watermark, func() [3]<-chan struct{} {
 		return [3]<-chan struct{}{s.src.ConfirmChanged(), s.src.MembersChanged(), *s.setCh.Load()}
@@ -114,12 +114,21 @@ func (s *InSync) SetSyncStateSet(slaves []int64) {
 }
 
 // SyncStateSet returns the slaves writes wait for.
-func (s *InSync) SyncStateSet() []int64 { return slices.Clone(*s.set.Load()) }
+func (s *InSync) SyncStateSet() []int64 {
+	if p := s.set.Load(); p != nil {
+		return slices.Clone(*p)
+	}
+	return nil
+}
 
 // watermark is the lowest confirmation among the set's slaves: -1 when one
 // is not connected, everything when the set has none.
 func (s *InSync) watermark() int64 {
-	set := *s.set.Load()
+	p := s.set.Load()
+	if p == nil {
+		return -1 // not told yet: nothing counts as replicated
+	}
+	set := *p
 	if len(set) == 0 {
 		return math.MaxInt64
 	}
@@ -140,7 +149,11 @@ func (s *InSync) watermark() int64 {
 
 // Admit implements Admitter.
 func (s *InSync) Admit() storage.PutStatus {
-	if len(*s.set.Load())+1 < s.minInSync {
+	p := s.set.Load()
+	if p == nil {
+		return storage.PutServiceNotAvailable // the SyncStateSet is not known yet
+	}
+	if len(*p)+1 < s.minInSync {
 		return storage.PutInSyncReplicasNotEnough
 	}
 	return storage.PutOK
@@ -149,7 +162,7 @@ func (s *InSync) Admit() storage.PutStatus {
 // Ready implements Replicator: every slave of the set has confirmed end.
 func (s *InSync) Ready(end int64) error {
 	if w := s.watermark(); w < end {
-		return fmt.Errorf("the SyncStateSet %v has confirmed offset %d, short of %d", *s.set.Load(), w, end)
+		return fmt.Errorf("the SyncStateSet %v has confirmed offset %d, short of %d", s.SyncStateSet(), w, end)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,13 +45,25 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() bool, format strin
 	waittest.For(t, timeout, cond, format, args...)
 }
 
+// NameServers splits a RocketMQ name-server list ("a:9876;b:9876") for the
+// Go client's resolver, which takes one address per entry.
+func NameServers(namesrv string) []string {
+	var out []string
+	for _, a := range strings.Split(namesrv, ";") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // NewProducer starts a producer with its own group and client instance against
 // the name servers; t.Cleanup shuts it down.
 func NewProducer(t testing.TB, namesrv string, opts ...producer.Option) rocketmq.Producer {
 	t.Helper()
 	SkipClientUnderRace(t)
 	all := append([]producer.Option{
-		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{namesrv})),
+		producer.WithNsResolver(primitive.NewPassthroughResolver(NameServers(namesrv))),
 		producer.WithGroupName(UniqueName("PG")),
 		producer.WithInstanceName(instance("p")),
 		producer.WithRetry(2),
@@ -254,7 +267,7 @@ func StartPushConsumer(t testing.TB, namesrv, topic string, o ConsumerOptions) *
 		from = consumer.ConsumeFromFirstOffset
 	}
 	opts := append([]consumer.Option{
-		consumer.WithNsResolver(primitive.NewPassthroughResolver([]string{namesrv})),
+		consumer.WithNsResolver(primitive.NewPassthroughResolver(NameServers(namesrv))),
 		consumer.WithGroupName(o.Group),
 		consumer.WithConsumerModel(consumer.Clustering),
 		consumer.WithConsumeFromWhere(from),
@@ -317,7 +330,7 @@ func NewPullConsumer(t testing.TB, namesrv, topic, group string) rocketmq.PullCo
 		group = UniqueName("PullG")
 	}
 	c, err := rocketmq.NewPullConsumer(
-		consumer.WithNsResolver(primitive.NewPassthroughResolver([]string{namesrv})),
+		consumer.WithNsResolver(primitive.NewPassthroughResolver(NameServers(namesrv))),
 		consumer.WithGroupName(group),
 		consumer.WithInstance(instance("pull")),
 	)

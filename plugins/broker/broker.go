@@ -74,7 +74,7 @@ type Broker struct {
 	// keepRegistration: Stop leaves the name servers' entry, which the
 	// broker of the next role replaces (a name server drops the other ids
 	// of one address), so that the group's route never goes empty.
-	keepRegistration bool
+	keepRegistration atomic.Bool
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -182,6 +182,9 @@ func (b *Broker) Start() error {
 	if err := b.startHA(); err != nil {
 		ln.Close()
 		return err
+	}
+	if b.controlled != nil {
+		b.controlled.started(b)
 	}
 	b.adoptStore() // before services read offsets and the first registration (adopt.go)
 	if err := b.startServices(); err != nil {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 	"hash/crc32"
 	"os"
 	"sort"
@@ -133,17 +134,29 @@ func (f *epochFile) Begin(epoch int32, offset int64) error {
 			return fmt.Errorf("epoch %d would start at %d, before epoch %d at %d", epoch, offset, last.Epoch, last.StartOffset)
 		}
 	}
-	f.entries = append(f.entries, EpochEntry{Epoch: epoch, StartOffset: offset})
-	return f.persistLocked()
+	return f.replaceLocked(append(slices.Clone(f.entries), EpochEntry{Epoch: epoch, StartOffset: offset}))
+}
+
+// replaceLocked persists next and only then makes it the history, so that
+// a failed write leaves memory as the disk is (and a retry writes again).
+func (f *epochFile) replaceLocked(next []EpochEntry) error {
+	old := f.entries
+	f.entries = next
+	if err := f.persistLocked(); err != nil {
+		f.entries = old
+		return err
+	}
+	return nil
 }
 
 // Follow makes the history the master's up to maxOffset, this slave's end:
 // the slave's log is a prefix of the master's, so its epochs are the
-// master's that start before its end.
+// master's that start at or before its end (one starting exactly there is
+// kept: the slave's next byte belongs to it).
 func (f *epochFile) Follow(master []EpochEntry, maxOffset int64) error {
 	var next []EpochEntry
 	for _, e := range master {
-		if e.StartOffset < maxOffset || (len(next) == 0 && e.StartOffset == maxOffset) {
+		if e.StartOffset <= maxOffset {
 			next = append(next, EpochEntry{Epoch: e.Epoch, StartOffset: e.StartOffset})
 		}
 	}
@@ -152,8 +165,7 @@ func (f *epochFile) Follow(master []EpochEntry, maxOffset int64) error {
 	if equalEntries(f.entries, next) {
 		return nil
 	}
-	f.entries = next
-	return f.persistLocked()
+	return f.replaceLocked(next)
 }
 
 func equalEntries(a, b []EpochEntry) bool {

@@ -169,9 +169,22 @@ func (h *haService) transportOptions() transport.Options {
 	o := transport.Options{BatchSize: h.opts.TransferBatchSize, Heartbeat: h.opts.Heartbeat(),
 		Housekeeping: h.opts.Housekeeping(), Reconnect: h.opts.Reconnect(), Logger: h.log}
 	if rm := h.b.controlled; rm != nil {
-		o.BrokerID = rm.brokerID // the master's SyncStateSet knows replicas by id
+		o.BrokerID = rm.brokerID.Load() // the master's SyncStateSet knows replicas by id
 	}
 	return o
+}
+
+// internalPut appends a message the broker derives itself (a delayed or
+// timer delivery, a transaction op record or check copy). A fenced
+// controller-mode master does not write them either: the replica that
+// replaces it makes them from its own state.
+func (b *Broker) internalPut(m *message.Message) storage.PutResult {
+	if rm := b.controlled; rm != nil {
+		if st, err := rm.admitInternal(); st != storage.PutOK {
+			return storage.PutResult{Status: st, Err: err}
+		}
+	}
+	return b.store.Put(m)
 }
 
 // clientPut appends a message a client waits on, unless refusePut refuses.
@@ -272,6 +285,12 @@ func (b *Broker) stopHA(ctx context.Context) {
 	if h.slave != nil {
 		h.slave.Stop()
 	}
+	if b.controlled != nil && h.admin != nil {
+		// The broker of the next role registers its own; a slave must
+		// not keep serving its predecessor's /swap.
+		h.admin.Remove("/ha")
+		h.admin.Remove("/swap")
+	}
 }
 
 // haServerAddrActual is the advertised HA address once the port is open.
@@ -351,6 +370,11 @@ func (b *Broker) suggestBrokerID(res *storage.GetResult) string {
 	return "0"
 }
 
+// errControllerMode is the answer to a role or mode change on a broker in
+// controller mode: the controller decides the role, allAckInSyncStateSet
+// the mode (docs/controller.md).
+var errControllerMode = errors.New("controller mode: the controller assigns the role and allAckInSyncStateSet decides the replication mode; use mqadmin electMaster")
+
 // errRoleNotLive is the answer to a change between master and slave roles.
 var errRoleNotLive = errors.New("brokerRole can change live only between ASYNC_MASTER and SYNC_MASTER; " +
 	"a master becomes a slave (or the other way) with a restart and a matching brokerId")
@@ -363,6 +387,9 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 	role = strings.ToUpper(strings.TrimSpace(role))
 	if h == nil {
 		return kernel.SwapReport{}, errors.New("replication is not provisioned")
+	}
+	if b.controlled != nil {
+		return kernel.SwapReport{}, errControllerMode
 	}
 	cur := h.Role()
 	if role != storage.RoleAsyncMaster && role != storage.RoleSyncMaster && role != storage.RoleSlave {
@@ -392,6 +419,9 @@ func (b *Broker) SwapRole(ctx context.Context, role string) (kernel.SwapReport, 
 func (b *Broker) SwapMode(ctx context.Context, mode string) (kernel.SwapReport, error) {
 	if b.ha == nil {
 		return kernel.SwapReport{}, errors.New("replication is not provisioned")
+	}
+	if b.controlled != nil {
+		return kernel.SwapReport{}, errControllerMode
 	}
 	if b.ha.Role() == storage.RoleSlave {
 		return kernel.SwapReport{}, fmt.Errorf("a slave has no replication mode: %w", errRoleNotLive)

@@ -85,7 +85,7 @@ func (b *Broker) stopMetaServices(ctx context.Context) {
 	if err := b.subGroups.persist(); err != nil {
 		b.log.Error().Err(err).Msg("persist subscription groups")
 	}
-	if b.discovery == nil || b.keepRegistration {
+	if b.discovery == nil || b.keepRegistration.Load() {
 		return
 	}
 	reg, err := b.registration()
@@ -153,7 +153,7 @@ func (b *Broker) registration() (*discovery.Registration, error) {
 // registerBrokerTimeoutMills there, and applies the answer: a slave's master
 // addresses, the order-topic table.
 func (b *Broker) registerAll() {
-	if b.discovery == nil || b.keepRegistration {
+	if b.discovery == nil || b.keepRegistration.Load() {
 		return
 	}
 	reg, err := b.registration()

@@ -98,7 +98,7 @@ const (
 // replicaManager is the supervisor of controller mode.
 type replicaManager struct {
 	kctx        kernel.Context
-	base        *config.Config
+	cfgBase     *config.Config
 	log         zerolog.Logger
 	cfg         replicaConfig
 	cluster     string
@@ -109,13 +109,27 @@ type replicaManager struct {
 	controllers []string
 	client      *remoting.Client
 	epochs      *epochFile
-	brokerID    int64
+	brokerID    atomic.Int64 // 0 until the controller assigned one
+	// base is the origin of leaseAt: monotonic time, so that a step of
+	// the wall clock cannot stretch a lease.
+	base time.Time
 
 	// leaseAt is when the last heartbeat the controller leader confirmed
-	// was sent (unix nanos): the master's lease runs from there.
+	// was sent (nanoseconds since base): the master's lease runs from there.
 	leaseAt  atomic.Int64
+	// fenced is an explicit fence (a newer epoch seen, a SyncStateSet
+	// change refused as stale, no master named): only a rebuild lifts it,
+	// unlike the lease, which a confirmation renews.
+	// leaseLost only tracks the lease for its log lines.
+	leaseLost atomic.Bool
 	fenced   atomic.Bool
 	isMaster atomic.Bool // role == replicaMaster, for the lease check
+	// waitSlaves is how many slaves every client write of this master
+	// waits for (ha.insync's set, pending ones included).
+	waitSlaves atomic.Int32
+	// knownEpoch is the master epoch of the running role, for the
+	// heartbeat goroutine to notice a newer one.
+	knownEpoch atomic.Int32
 	// leader is the controller that answered as leader last.
 	leader atomic.Pointer[string]
 
@@ -141,7 +155,7 @@ type replicaManager struct {
 
 // provisionReplicas makes b the supervisor of controller mode.
 func (b *Broker) provisionReplicas(ctx kernel.Context) error {
-	rm := &replicaManager{kctx: ctx, base: ctx.Config, log: b.log, cluster: b.cfg.BrokerClusterName, brokerName: b.cfg.BrokerName,
+	rm := &replicaManager{kctx: ctx, cfgBase: ctx.Config, base: time.Now(), log: b.log, cluster: b.cfg.BrokerClusterName, brokerName: b.cfg.BrokerName,
 		storeRoot: b.storeCfg.StorePathRootDir, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := ctx.Config.Unmarshal("broker", &rm.cfg); err != nil {
 		return fmt.Errorf("controller mode config: %w", err)
@@ -248,7 +262,7 @@ func (rm *replicaManager) stopAll(ctx context.Context) error {
 func (rm *replicaManager) run(first chan struct{}) {
 	firstOnce := sync.OnceFunc(func() { close(first) })
 	defer firstOnce()
-	for rm.brokerID == 0 {
+	for rm.brokerID.Load() == 0 {
 		if err := rm.obtainBrokerID(); err != nil {
 			rm.log.Warn().Err(err).Msg("controller mode: no broker id yet")
 			if !rm.sleep(time.Second) {
@@ -275,6 +289,7 @@ func (rm *replicaManager) run(first chan struct{}) {
 		if registered && rm.sync() {
 			firstOnce()
 		}
+		rm.followEpochs()
 	wait:
 		select {
 		case <-rm.stop:
@@ -377,7 +392,7 @@ func (rm *replicaManager) obtainBrokerID() error {
 		if parts[1] != rm.brokerName {
 			return fmt.Errorf("broker identity %s belongs to broker %s, not %s", path, parts[1], rm.brokerName)
 		}
-		rm.brokerID = id
+		rm.brokerID.Store(id)
 		return nil
 	} else if !os.IsNotExist(err) {
 		return err
@@ -424,7 +439,7 @@ func (rm *replicaManager) obtainBrokerID() error {
 		return err
 	}
 	_ = os.Remove(temp)
-	rm.brokerID = id
+	rm.brokerID.Store(id)
 	rm.log.Info().Int64("brokerId", id).Str("brokerName", rm.brokerName).Msg("controller mode: broker id assigned")
 	return nil
 }
@@ -432,7 +447,7 @@ func (rm *replicaManager) obtainBrokerID() error {
 // register tells the controller this replica's addresses.
 func (rm *replicaManager) register() bool {
 	resp, err := rm.invoke(remoting.ControllerRegisterBroker, map[string]string{"clusterName": rm.cluster, "brokerName": rm.brokerName,
-		"brokerId": strconv.FormatInt(rm.brokerID, 10), "brokerAddress": rm.addr, "haServerAddr": rm.haAddr,
+		"brokerId": strconv.FormatInt(rm.brokerID.Load(), 10), "brokerAddress": rm.addr, "haServerAddr": rm.haAddr,
 		"invokeTime": strconv.FormatInt(time.Now().UnixMilli(), 10)}, nil)
 	if err != nil {
 		rm.log.Warn().Err(err).Msg("controller mode: register")
@@ -443,8 +458,8 @@ func (rm *replicaManager) register() bool {
 		if resp.Code == remoting.ControllerBrokerNeedToBeRegistered {
 			// The controller lost this id (its store was reset): claim a new one.
 			_ = os.Remove(rm.cfg.BrokerIdentityFile)
-			rm.brokerID = 0
-			for rm.brokerID == 0 {
+			rm.brokerID.Store(0)
+			for rm.brokerID.Load() == 0 {
 				if err := rm.obtainBrokerID(); err != nil {
 					return false
 				}
@@ -455,10 +470,11 @@ func (rm *replicaManager) register() bool {
 	return true
 }
 
-// heartbeat beats to every controller at once; a confirmation from the
-// leader renews the lease.
+// heartbeat beats to every controller at once; the leader's confirmation
+// (leaseConfirmed: it names this replica master) renews the lease. An
+// answer naming a newer master epoch makes the loop ask at once.
 func (rm *replicaManager) heartbeat() {
-	sent := time.Now()
+	sent := rm.mono()
 	var maxOff int64 = -1
 	if cur := rm.current.Load(); cur != nil && cur.ha != nil && cur.ha.repl != nil {
 		maxOff = cur.ha.repl.MaxPhyOffset()
@@ -468,7 +484,7 @@ func (rm *replicaManager) heartbeat() {
 		epoch = -1
 	}
 	ext := map[string]string{"clusterName": rm.cluster, "brokerName": rm.brokerName, "brokerAddr": rm.addr,
-		"brokerId": strconv.FormatInt(rm.brokerID, 10), "epoch": strconv.FormatInt(epoch, 10), "maxOffset": strconv.FormatInt(maxOff, 10),
+		"brokerId": strconv.FormatInt(rm.brokerID.Load(), 10), "epoch": strconv.FormatInt(epoch, 10), "maxOffset": strconv.FormatInt(maxOff, 10),
 		"heartbeatTimeoutMills": strconv.FormatInt(rm.cfg.HeartbeatTimeout, 10), "electionPriority": strconv.FormatInt(rm.cfg.ElectionPriority, 10)}
 	var wg sync.WaitGroup
 	for _, a := range rm.controllers {
@@ -478,36 +494,53 @@ func (rm *replicaManager) heartbeat() {
 			ctx, cancel := context.WithTimeout(context.Background(), ms(rm.cfg.HeartbeatInterval))
 			defer cancel()
 			resp, err := rm.client.Invoke(ctx, a, remoting.NewRequest(remoting.BrokerHeartbeat, maps.Clone(ext), nil))
-			if err == nil && resp.Code == remoting.Success && resp.Ext("isLeader") == "true" {
+			if err != nil || resp.Code != remoting.Success {
+				return
+			}
+			if resp.Ext("leaseConfirmed") == "true" {
 				for {
 					old := rm.leaseAt.Load()
-					if sent.UnixNano() <= old || rm.leaseAt.CompareAndSwap(old, sent.UnixNano()) {
+					if sent <= old || rm.leaseAt.CompareAndSwap(old, sent) {
 						break
 					}
 				}
+			}
+			if e, err := strconv.Atoi(resp.Ext("masterEpoch")); err == nil && int32(e) > rm.knownEpoch.Load() {
+				rm.kickSync()
 			}
 		}()
 	}
 	wg.Wait()
 }
 
-// checkLease fences a master whose lease ran out, and lifts the fence once
-// the leader confirms again (the controller still names it master: a
-// changed master is handled by sync).
+// mono is the time since base, for the lease.
+func (rm *replicaManager) mono() int64 { return int64(time.Since(rm.base)) }
+
+// leaseLeft is how long a master's lease still runs (<= 0: ended).
+func (rm *replicaManager) leaseLeft() time.Duration {
+	return ms(rm.cfg.HeartbeatTimeout)/2 - time.Duration(rm.mono()-rm.leaseAt.Load())
+}
+
+// checkLease logs when a master's lease ends and when the controller
+// leader confirms it again (admit enforces it on every write).
 func (rm *replicaManager) checkLease() {
 	if !rm.isMaster.Load() {
 		return
 	}
-	left := ms(rm.cfg.HeartbeatTimeout)/2 - time.Since(time.Unix(0, rm.leaseAt.Load()))
-	if left <= 0 {
-		if !rm.fenced.Swap(true) {
-			rm.log.Error().Dur("lease", ms(rm.cfg.HeartbeatTimeout)/2).
-				Msg("controller mode: no controller leader confirmed this master's heartbeats; refusing writes until one does")
+	if rm.leaseLeft() <= 0 {
+		if !rm.leaseLost.Swap(true) {
+			if rm.selfFenced() {
+				rm.log.Warn().Dur("lease", ms(rm.cfg.HeartbeatTimeout)/2).
+					Msg("controller mode: no controller leader confirmed this master's heartbeats; client writes go on (each needs the SyncStateSet's slaves), its own deliveries pause")
+			} else {
+				rm.log.Error().Dur("lease", ms(rm.cfg.HeartbeatTimeout)/2).
+					Msg("controller mode: no controller leader confirmed this master's heartbeats; refusing writes until one does")
+			}
 		}
 		return
 	}
-	if rm.fenced.Load() && rm.fenced.CompareAndSwap(true, false) {
-		rm.log.Info().Msg("controller mode: the controller leader confirms this master again; accepting writes")
+	if rm.leaseLost.CompareAndSwap(true, false) {
+		rm.log.Info().Msg("controller mode: the controller leader confirms this master again")
 	}
 }
 
@@ -531,7 +564,7 @@ func (rm *replicaManager) sync() bool {
 	if info.masterID < 0 {
 		// No master: ask to be elected (the controller picks whom it may).
 		er, err := rm.invoke(remoting.ControllerElectMaster, map[string]string{"clusterName": rm.cluster, "brokerName": rm.brokerName,
-			"brokerId": strconv.FormatInt(rm.brokerID, 10), "designateElect": "false", "invokeTime": strconv.FormatInt(time.Now().UnixMilli(), 10)}, nil)
+			"brokerId": strconv.FormatInt(rm.brokerID.Load(), 10), "designateElect": "false", "invokeTime": strconv.FormatInt(time.Now().UnixMilli(), 10)}, nil)
 		if err != nil || (er.Code != remoting.Success && er.Code != remoting.ControllerMasterStillExist) {
 			rm.fenceIfMaster("the controller names no master of this group")
 			return rm.hasRole()
@@ -544,7 +577,6 @@ func (rm *replicaManager) sync() bool {
 	if err := rm.follow(info); err != nil {
 		rm.log.Warn().Err(err).Msg("controller mode: role change failed; retrying")
 	}
-	rm.followEpochs()
 	return rm.hasRole()
 }
 
@@ -623,7 +655,7 @@ func (rm *replicaManager) follow(st replicaState) error {
 		return nil // stale answer
 	}
 	switch {
-	case st.masterID == rm.brokerID:
+	case st.masterID == rm.brokerID.Load():
 		if rm.role != replicaMaster || st.masterEpoch != rm.masterEpoch {
 			return rm.becomeLocked(replicaMaster, st)
 		}
@@ -644,10 +676,10 @@ func (rm *replicaManager) becomeLocked(role string, st replicaState) error {
 	if rm.role == replicaMaster && role != replicaMaster {
 		rm.fenced.Store(true) // no write may land on the old master while it steps down
 	}
-	rm.log.Info().Str("from", orNone(rm.role)).Str("to", role).Int64("brokerId", rm.brokerID).Int64("masterId", st.masterID).
+	rm.log.Info().Str("from", orNone(rm.role)).Str("to", role).Int64("brokerId", rm.brokerID.Load()).Int64("masterId", st.masterID).
 		Str("masterAddr", st.masterAddr).Int32("masterEpoch", st.masterEpoch).Msg("controller mode: role change")
 	if cur := rm.current.Load(); cur != nil {
-		cur.keepRegistration = true // the next role's registration replaces it
+		cur.keepRegistration.Store(true) // the next role's registration replaces it
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := rm.stopInnerLocked(stopCtx)
@@ -657,6 +689,7 @@ func (rm *replicaManager) becomeLocked(role string, st replicaState) error {
 	}
 	rm.role = replicaNone
 	rm.isMaster.Store(false)
+	rm.waitSlaves.Store(0)
 	prev := rm.masterEpoch
 	rm.masterID, rm.masterEpoch, rm.masterAddr, rm.masterHAAddr = st.masterID, st.masterEpoch, st.masterAddr, st.masterHAAddr
 	rm.syncSet, rm.syncSetEpoch = st.set, st.setEpoch
@@ -664,13 +697,15 @@ func (rm *replicaManager) becomeLocked(role string, st replicaState) error {
 	if role == replicaMaster {
 		// The lease starts with the election: the controller just chose
 		// this replica, so it heard from it within the timeout.
-		rm.leaseAt.Store(time.Now().UnixNano())
+		rm.leaseAt.Store(rm.mono())
 	}
 	if err := rm.startInnerLocked(role); err != nil {
 		rm.masterEpoch = prev // retried at the next sync
 		return err
 	}
 	rm.role = role
+	rm.leaseLost.Store(false)
+	rm.knownEpoch.Store(rm.masterEpoch)
 	rm.roleChanges.Add(1)
 	rm.isMaster.Store(role == replicaMaster)
 	rm.fenced.Store(false)
@@ -686,7 +721,7 @@ func orNone(s string) string {
 
 // startInnerLocked builds and starts the broker of role in a child kernel.
 func (rm *replicaManager) startInnerLocked(role string) error {
-	cfg := rm.base.Clone()
+	cfg := rm.cfgBase.Clone()
 	set := func(k string, v any) error { return cfg.Set(k, v, "controller mode") }
 	var errs []error
 	errs = append(errs, set("broker.enableControllerMode", false))
@@ -701,7 +736,7 @@ func (rm *replicaManager) startInnerLocked(role string) error {
 		}
 		errs = append(errs, set("store.brokerRole", mrole))
 	} else {
-		errs = append(errs, set("broker.brokerId", rm.brokerID), set("store.brokerRole", storage.RoleSlave),
+		errs = append(errs, set("broker.brokerId", rm.brokerID.Load()), set("store.brokerRole", storage.RoleSlave),
 			set("ha.haMasterAddress", rm.masterHAAddr))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -729,9 +764,6 @@ func (rm *replicaManager) startInnerLocked(role string) error {
 	}
 	rm.inner = k
 	rm.current.Store(inner)
-	if role == replicaMaster {
-		rm.pushSyncSetLocked()
-	}
 	return nil
 }
 
@@ -753,13 +785,25 @@ func (rm *replicaManager) prepare(b *Broker) error {
 	if repl == nil {
 		return errors.New("controller mode: the store cannot replicate")
 	}
+	b.topics.setStateVersion(int64(rm.masterEpoch))
 	if b.ha.Role() != storage.RoleSlave {
 		return rm.epochs.Begin(rm.masterEpoch, repl.MaxPhyOffset())
 	}
-	b.ha.masterAddr.Store(&rm.masterAddr)
+	addr := rm.masterAddr
+	b.ha.masterAddr.Store(&addr)
 	cache, err := rm.fetchEpochs(b, rm.masterAddr)
 	if err != nil {
 		return fmt.Errorf("epochs of master %s: %w", rm.masterAddr, err)
+	}
+	// Compare only with the master of the epoch the controller named: one
+	// that has not begun it yet (still rebuilding), or an old master that
+	// still answers, would give a history that is not the one to follow.
+	if n := len(cache); n == 0 || cache[n-1].Epoch != rm.masterEpoch {
+		last := int32(0)
+		if n > 0 {
+			last = cache[n-1].Epoch
+		}
+		return fmt.Errorf("master %s is at epoch %d, not yet %d; retrying", rm.masterAddr, last, rm.masterEpoch)
 	}
 	local := rm.epochs.Entries(repl.MaxPhyOffset())
 	end := repl.MaxPhyOffset()
@@ -811,11 +855,25 @@ func (rm *replicaManager) fetchEpochs(b *Broker, addr string) ([]EpochEntry, err
 	return out, nil
 }
 
+// started runs in the role's broker once its replication mode runs and
+// before it serves: the mode learns the SyncStateSet before the first write
+// (ha.insync refuses writes until it knows it).
+func (rm *replicaManager) started(b *Broker) {
+	if b.ha != nil && b.ha.Role() != storage.RoleSlave {
+		rm.pushSyncSetTo(b)
+	}
+}
+
 // pushSyncSetLocked hands the slaves writes wait for to ha.insync: the
 // confirmed set and the slaves being added.
 func (rm *replicaManager) pushSyncSetLocked() {
-	cur := rm.current.Load()
-	if cur == nil || cur.ha == nil || cur.ha.slot == nil {
+	if cur := rm.current.Load(); cur != nil {
+		rm.pushSyncSetTo(cur)
+	}
+}
+
+func (rm *replicaManager) pushSyncSetTo(cur *Broker) {
+	if cur.ha == nil || cur.ha.slot == nil {
 		return
 	}
 	setter, ok := any(cur.ha.slot.Current()).(ha.SyncStateSetter)
@@ -824,7 +882,7 @@ func (rm *replicaManager) pushSyncSetLocked() {
 	}
 	var slaves []int64
 	for _, id := range rm.syncSet {
-		if id != rm.brokerID {
+		if id != rm.brokerID.Load() {
 			slaves = append(slaves, id)
 		}
 	}
@@ -834,6 +892,7 @@ func (rm *replicaManager) pushSyncSetLocked() {
 		}
 	}
 	setter.SetSyncStateSet(slaves)
+	rm.waitSlaves.Store(int32(len(slaves)))
 }
 
 // checkSyncStateSet is the master's periodic look at its slaves: one whose
@@ -864,9 +923,9 @@ func (rm *replicaManager) checkSyncStateSet() {
 			rm.caughtUp[id] = now
 		}
 	}
-	next := []int64{rm.brokerID}
+	next := []int64{rm.brokerID.Load()}
 	for _, id := range rm.syncSet {
-		if id == rm.brokerID {
+		if id == rm.brokerID.Load() {
 			continue
 		}
 		t, seen := rm.caughtUp[id]
@@ -878,6 +937,13 @@ func (rm *replicaManager) checkSyncStateSet() {
 		}
 	}
 	pushed := false
+	var added []int64
+	for id := range rm.pending {
+		if _, connected := best[id]; !connected {
+			delete(rm.pending, id) // gone: writes must not wait for it
+			pushed = true
+		}
+	}
 	for id, off := range best {
 		if slices.Contains(rm.syncSet, id) {
 			continue
@@ -890,13 +956,20 @@ func (rm *replicaManager) checkSyncStateSet() {
 			delete(rm.pending, id) // fell behind again
 			pushed = true
 		case off >= rm.lastMax:
-			rm.pending[id] = end
+			added = append(added, id)
+			rm.pending[id] = math.MaxInt64 // marked below, once writes wait for it
 			pushed = true
 		}
 	}
 	rm.lastMax = end
 	if pushed {
 		rm.pushSyncSetLocked()
+	}
+	// The mark is taken after the push: every write answered before it
+	// ends at or below it, every write after it waits for the new slave.
+	mark := cur.ha.repl.MaxPhyOffset()
+	for _, id := range added {
+		rm.pending[id] = mark
 	}
 	slices.Sort(next)
 	cur2 := slices.Clone(rm.syncSet)
@@ -906,7 +979,7 @@ func (rm *replicaManager) checkSyncStateSet() {
 	}
 	setBody, _ := body.Marshal(body.SyncStateSet{SyncStateSet: next, SyncStateSetEpoch: rm.syncSetEpoch})
 	resp, err := rm.invoke(remoting.ControllerAlterSyncStateSet, map[string]string{"brokerName": rm.brokerName,
-		"masterBrokerId": strconv.FormatInt(rm.brokerID, 10), "masterEpoch": strconv.Itoa(int(rm.masterEpoch)),
+		"masterBrokerId": strconv.FormatInt(rm.brokerID.Load(), 10), "masterEpoch": strconv.Itoa(int(rm.masterEpoch)),
 		"invokeTime": strconv.FormatInt(now.UnixMilli(), 10)}, setBody)
 	if err != nil || resp.Code != remoting.Success {
 		ev := rm.log.Warn().Ints64("want", next).Ints64("have", rm.syncSet)
@@ -958,12 +1031,12 @@ func (rm *replicaManager) Status() ReplicaStatus {
 	if cur := rm.current.Load(); cur != nil && cur.ha != nil && cur.ha.repl != nil {
 		max = cur.ha.repl.MaxPhyOffset()
 	}
-	st := ReplicaStatus{BrokerID: rm.brokerID, Controllers: rm.controllers, ControllerLeader: *rm.leader.Load(),
+	st := ReplicaStatus{BrokerID: rm.brokerID.Load(), Controllers: rm.controllers, ControllerLeader: *rm.leader.Load(),
 		RoleChanges: rm.roleChanges.Load(), Epochs: rm.epochs.Entries(max)}
 	if rm.isMaster.Load() {
 		_, why := rm.admit()
 		st.Fenced = why != nil
-		st.LeaseAge = time.Since(time.Unix(0, rm.leaseAt.Load())).Round(time.Millisecond).String()
+		st.LeaseAge = time.Duration(rm.mono() - rm.leaseAt.Load()).Round(time.Millisecond).String()
 	}
 	if rm.mu.TryLock() { // a role change holds it for a while: report without
 		defer rm.mu.Unlock()
@@ -989,12 +1062,35 @@ func (rm *replicaManager) registerAdmin() {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { kernel.WriteJSON(w, http.StatusOK, rm.Status()) })})
 }
 
-// admit refuses writes on a fenced master, and on a master whose lease ran
-// out even if the lease check has not run yet (a process resumed after
-// SIGSTOP serves requests before its timers fire).
+// selfFenced reports whether every client write of this master needs
+// another replica's confirmation (allAckInSyncStateSet with a slave in the
+// set): then a deposed master cannot answer SEND_OK, since the replica
+// elected in its place stops confirming, and the lease need not stop its
+// writes - so a controller outage does not stop them either.
+func (rm *replicaManager) selfFenced() bool {
+	return rm.cfg.AllAck && rm.waitSlaves.Load() > 0
+}
+
+// admit refuses client writes on a fenced master, and on a master whose
+// lease ran out unless it is self-fenced, checked on every write (a process
+// resumed after SIGSTOP serves requests before its timers fire).
 func (rm *replicaManager) admit() (storage.PutStatus, error) {
-	if rm.fenced.Load() || (rm.isMaster.Load() && time.Since(time.Unix(0, rm.leaseAt.Load())) > ms(rm.cfg.HeartbeatTimeout)/2) {
-		return storage.PutServiceNotAvailable, errors.New("this master's controller lease is not confirmed (or another replica was elected); writes are refused")
+	return rm.admitWrite(rm.selfFenced())
+}
+
+// admitInternal is admit for appends no client waits on (schedule and
+// timer deliveries, transaction records): they are not confirmed by the
+// SyncStateSet, so the lease always applies to them.
+func (rm *replicaManager) admitInternal() (storage.PutStatus, error) {
+	return rm.admitWrite(false)
+}
+
+func (rm *replicaManager) admitWrite(exemptLease bool) (storage.PutStatus, error) {
+	if rm.fenced.Load() {
+		return storage.PutServiceNotAvailable, errors.New("this replica is not the master of the current epoch; writes are refused")
+	}
+	if rm.isMaster.Load() && !exemptLease && rm.leaseLeft() <= 0 {
+		return storage.PutServiceNotAvailable, errors.New("this master's controller lease is not confirmed; writes are refused until a controller leader confirms it")
 	}
 	return storage.PutOK, nil
 }

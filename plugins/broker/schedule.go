@@ -421,7 +421,7 @@ func (b *Broker) deliverScheduled(commitLogOffset int64, level int, logFailure b
 		return true
 	}
 	start := time.Now()
-	res := b.store.Put(&m)
+	res := b.internalPut(&m)
 	b.notifyReplica() // no client waits on a delivery (replicaputs.go)
 	b.recordPut(&res, len(m.Body), start)
 	if !res.Status.Stored() {

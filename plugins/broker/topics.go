@@ -310,6 +310,15 @@ func (m *TopicConfigManager) Snapshot() (map[string]body.TopicConfig, body.DataV
 	return maps.Clone(m.table), m.version
 }
 
+// setStateVersion stamps the table's version with the master epoch a
+// controller-mode broker runs under (name servers prefer the newer one).
+func (m *TopicConfigManager) setStateVersion(epoch int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.version.StateVersion = epoch
+	m.version.Next()
+}
+
 // DataVersion returns the table's version.
 func (m *TopicConfigManager) DataVersion() body.DataVersion {
 	m.mu.RLock()

@@ -275,7 +275,7 @@ func (b *Broker) putOpRecord(halfOffset int64) int64 {
 		StoreHost:     b.storeHost,
 		TagsCode:      message.TagsHashCode(opRemoveTag),
 	}
-	res := b.store.Put(&m)
+	res := b.internalPut(&m)
 	b.notifyReplica() // WAIT=false: the END_TRANSACTION answer does not wait for it
 	if !res.Status.Stored() {
 		b.log.Error().Int64("halfOffset", halfOffset).Str("status", res.Status.String()).Err(res.Err).

@@ -583,7 +583,7 @@ func (t *txService) discard(h int64, half *message.Ext, checks int32) {
 		strconv.Itoa(int(checks))); len(props) <= message.MaxPropertiesLength {
 		m.Properties = props
 	}
-	res := b.store.Put(&m)
+	res := b.internalPut(&m)
 	b.notifyReplica() // no client waits on a discard copy
 	if !res.Status.Stored() {
 		b.log.Error().Int64("halfOffset", h).Str("status", res.Status.String()).Err(res.Err).

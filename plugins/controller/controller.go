@@ -260,6 +260,14 @@ func (c *Controller) run() {
 			continue
 		case <-tick.C:
 		}
+		if !c.leaderReady.Load() && c.cons.raft.State() == raft.Leader {
+			// The barrier after winning failed: try again rather than
+			// stay a leader that answers nobody.
+			if c.cons.raft.Barrier(proposeTimeout).Error() == nil {
+				c.leaderReady.Store(true)
+				c.log.Info().Str("id", c.self.ID).Msg("controller became leader")
+			}
+		}
 		if c.IsLeader() {
 			c.scan(time.Now())
 		}
@@ -267,7 +275,8 @@ func (c *Controller) run() {
 }
 
 // scan elects a master for every group whose master's lease ended
-// (RocketMQ's controller trigger). A group that never had a master waits
+// (RocketMQ's controller trigger; it also elects when a master's channel
+// closes, mqd waits for the lease: docs/controller.md, "Fencing"). A group that never had a master waits
 // for a broker to ask (its first ELECT_MASTER after registering).
 func (c *Controller) scan(now time.Time) {
 	var groups []*Group
@@ -279,7 +288,7 @@ func (c *Controller) scan(now time.Time) {
 		}
 	})
 	for _, g := range groups {
-		if g.MasterID != noMaster && c.live.alive(g.BrokerName, g.MasterID, now) {
+		if g.MasterID != noMaster && !c.live.leaseEnded(g.BrokerName, g.MasterID, now) {
 			continue
 		}
 		if g.MasterID == noMaster && !c.anyAlive(g, now) {
@@ -343,6 +352,22 @@ func (c *Controller) elect(g *Group, brokerID int64, designate bool, now time.Ti
 	if next == noMaster && g.MasterID == noMaster {
 		return fail(codeMasterNotAvailable, "no master of %s is alive and none may be elected", g.BrokerName)
 	}
+	if designate && g.MasterID != noMaster && next != noMaster {
+		// A manual switch away from a live master: stop renewing its
+		// lease and wait until it has run out, so that the two never
+		// both accept writes (at most ~0.7 x its heartbeat timeout).
+		until := c.live.revoke(g.BrokerName, g.MasterID)
+		defer c.live.unrevoke(g.BrokerName)
+		if wait := time.Until(until); wait > 0 {
+			c.log.Info().Str("brokerName", g.BrokerName).Int64("from", g.MasterID).Int64("to", next).Dur("wait", wait).
+				Msg("manual switch: waiting for the master's lease to end")
+			select {
+			case <-time.After(wait):
+			case <-c.stop:
+				return fail(codeElectMasterFailed, "controller stopping")
+			}
+		}
+	}
 	unclean := next != noMaster && len(g.SyncStateSet) > 0 && !g.InSyncStateSet(next)
 	res, err := c.cons.propose(&event{Kind: evElectMaster, BrokerName: g.BrokerName, NewMasterID: next,
 		ExpectMasterEpoch: g.MasterEpoch, Unclean: unclean}, proposeTimeout)
@@ -366,7 +391,8 @@ func (c *Controller) tryElect(g *Group, set []int64, prefer int64, now time.Time
 	if len(alive) == 0 {
 		return 0, false
 	}
-	if g.MasterID != noMaster && contains(alive, g.MasterID) && (prefer == noMaster || prefer == g.MasterID) {
+	if g.MasterID != noMaster && contains(alive, g.MasterID) && (prefer == noMaster || prefer == g.MasterID) &&
+		!c.live.leaseEnded(g.BrokerName, g.MasterID, now) {
 		return g.MasterID, true
 	}
 	if prefer != noMaster {

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,16 +68,26 @@ func (c *Controller) handleHeartbeat(_ *remoting.Conn, req *remoting.Command) *r
 	if id < 0 || name == "" {
 		return remoting.NewResponse(remoting.ControllerInvalidRequest, "Heart beat with empty brokerId")
 	}
-	c.live.record(name, id, beat{
+	leader := c.IsLeader()
+	master, epoch := int64(noMaster), int32(0)
+	if g := c.Group(name); g != nil {
+		master, epoch = g.MasterID, g.MasterEpoch
+	}
+	beatEpoch := int32(extInt64(req, "epoch", -1))
+	confirmed := c.live.record(name, id, beat{
 		at:        time.Now(),
 		timeout:   time.Duration(extInt64(req, "heartbeatTimeoutMills", 0)) * time.Millisecond,
 		addr:      req.Ext("brokerAddr"),
-		epoch:     int32(extInt64(req, "epoch", -1)),
+		epoch:     beatEpoch,
 		maxOffset: extInt64(req, "maxOffset", -1),
 		priority:  extInt64(req, "electionPriority", 1<<31-1),
-	})
+	}, leader && master == id && beatEpoch == epoch) // the master of this very epoch
 	resp := remoting.NewResponse(remoting.Success, "Heart beat success")
-	resp.ExtFields = map[string]string{"isLeader": strconv.FormatBool(c.IsLeader())}
+	// mqd additions: leaseConfirmed renews a master's lease
+	// (docs/controller.md, "Fencing"); the group's master and epoch let a
+	// broker notice a change before its next poll.
+	resp.ExtFields = map[string]string{"isLeader": strconv.FormatBool(leader), "leaseConfirmed": strconv.FormatBool(confirmed),
+		"masterBrokerId": strconv.FormatInt(master, 10), "masterEpoch": strconv.Itoa(int(epoch))}
 	return resp
 }
 
@@ -241,6 +252,12 @@ func (c *Controller) handleAlter(_ *remoting.Conn, req *remoting.Command) *remot
 		return remoting.NewResponse(remoting.ControllerInvalidMaster, fmt.Sprintf("Rejecting alter syncStateSet request because the current leader is:{%d}, not {%d}", g.MasterID, masterID))
 	case g.MasterEpoch != masterEpoch:
 		return remoting.NewResponse(remoting.ControllerFencedMasterEpoch, fmt.Sprintf("Rejecting alter syncStateSet request because the current master epoch is:{%d}, not {%d}", g.MasterEpoch, masterEpoch))
+	}
+	if g.SyncStateSetEpoch != set.SyncStateSetEpoch {
+		return remoting.NewResponse(remoting.ControllerFencedSyncStateSetEpoch, fmt.Sprintf("Rejecting alter syncStateSet request because the current syncStateSet epoch is:{%d}, not {%d}", g.SyncStateSetEpoch, set.SyncStateSetEpoch))
+	}
+	if !slices.Contains(set.SyncStateSet, masterID) {
+		return remoting.NewResponse(remoting.ControllerAlterSyncStateSetFailed, fmt.Sprintf("Rejecting alter syncStateSet request because the newSyncStateSet don't contains origin leader {%d}", masterID))
 	}
 	now := time.Now()
 	for _, id := range set.SyncStateSet {

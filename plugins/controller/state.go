@@ -79,7 +79,6 @@ const (
 	evRegister       = "registerBroker"
 	evElectMaster    = "electMaster"
 	evAlterSyncState = "alterSyncStateSet"
-	evCleanBroker    = "cleanBrokerData"
 )
 
 // event is one raft log entry.
@@ -226,20 +225,6 @@ func (s *state) apply(e *event) result {
 		g.SyncStateSetEpoch++
 		return result{Group: g.clone()}
 
-	case evCleanBroker:
-		if g == nil {
-			return fail(codeBrokerMetadataNotExist, "no broker group %s", e.BrokerName)
-		}
-		if e.BrokerID == 0 {
-			delete(s.Groups, e.BrokerName)
-			return result{}
-		}
-		if e.BrokerID == g.MasterID {
-			return fail(codeInvalidRequest, "broker %d is the master of %s; elect another first", e.BrokerID, e.BrokerName)
-		}
-		delete(g.Replicas, e.BrokerID)
-		g.SyncStateSet = slices.DeleteFunc(g.SyncStateSet, func(id int64) bool { return id == e.BrokerID })
-		return result{Group: g.clone()}
 	}
 	return fail(codeInvalidRequest, "unknown event %q", e.Kind)
 }

@@ -109,6 +109,19 @@ func (t *RouteTable) Register(r Registration, now time.Time) RegisterResult {
 				Int64("oldBrokerId", id).Int64("brokerId", r.BrokerID).Msg("broker changed id")
 		}
 	}
+	if old, ok := bd.BrokerAddrs[r.BrokerID]; ok && old != r.BrokerAddr {
+		// Controller mode: a deposed master that cannot hear of its
+		// successor keeps registering as master; the one of the newer
+		// master epoch keeps the id (RocketMQ 5's stateVersion rule).
+		if ob := t.live[old]; ob != nil && ob.dataVersion.StateVersion > r.Topics.DataVersion.StateVersion {
+			t.log.Warn().Str("cluster", r.Cluster).Str("brokerName", r.BrokerName).Int64("brokerId", r.BrokerID).
+				Str("brokerAddr", old).Int64("stateVersion", ob.dataVersion.StateVersion).
+				Str("refusedAddr", r.BrokerAddr).Int64("refusedStateVersion", r.Topics.DataVersion.StateVersion).
+				Msg("registration refused: another broker holds this id with a newer master epoch")
+			delete(t.live, r.BrokerAddr)
+			return RegisterResult{}
+		}
+	}
 	if old, ok := bd.BrokerAddrs[r.BrokerID]; !ok {
 		registerFirst = true
 	} else if old != r.BrokerAddr {

@@ -86,8 +86,12 @@ func decodeTopicConfigText(s string) (TopicConfig, error) {
 // DataVersion versions a table (topic configs, subscription groups): a change bumps
 // the counter and stamps the time. Two versions are equal when both fields are.
 type DataVersion struct {
-	Counter   int64 `json:"counter"`
-	Timestamp int64 `json:"timestamp"`
+	Counter int64 `json:"counter"`
+	// StateVersion (RocketMQ 5) is the master epoch of a broker in
+	// controller mode; a name server keeps the registration with the higher
+	// one for a broker id. 0, and left out, otherwise (4.x has no field).
+	StateVersion int64 `json:"stateVersion,omitempty"`
+	Timestamp    int64 `json:"timestamp"`
 }
 
 // Next bumps the version.

@@ -92,6 +92,9 @@ type ElectMasterResult struct {
 	Body              *body.ElectMasterResponseBody `json:"body,omitempty"`
 }
 
+// ElectMasterTimeout bounds electMaster's request.
+const ElectMasterTimeout = 30 * time.Second
+
 // ElectMaster asks the controller leader to make brokerID the master of its
 // group (1002 with designateElect=true, ElectMasterRequestHeader.ofAdminTrigger).
 // Only SUCCESS is a result: CONTROLLER_MASTER_STILL_EXIST (the broker is
@@ -104,7 +107,12 @@ func (a *Admin) ElectMaster(leader, cluster, brokerName string, brokerID int64) 
 		"designateElect": "true",
 		"invokeTime":     strconv.FormatInt(time.Now().UnixMilli(), 10),
 	}
-	resp, err := a.invoke(leader, remoting.ControllerElectMaster, ext, nil)
+	// mqd's controller answers a switch away from a live master only once
+	// that master's lease has ended (docs/controller.md, "Fencing"): up to
+	// ~0.7 x controllerHeartBeatTimeoutMills, longer than the 3 s default.
+	slow := *a
+	slow.timeout = max(a.timeout, ElectMasterTimeout)
+	resp, err := slow.invoke(leader, remoting.ControllerElectMaster, ext, nil)
 	if err != nil {
 		return nil, err
 	}
