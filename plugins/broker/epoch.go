@@ -2,9 +2,9 @@ package broker
 
 import (
 	"fmt"
-	"slices"
 	"hash/crc32"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
