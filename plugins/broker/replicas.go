@@ -117,13 +117,13 @@ type replicaManager struct {
 	// leaseAt is when the last heartbeat the controller leader confirmed
 	// was sent (nanoseconds since base): the master's lease runs from there.
 	leaseAt atomic.Int64
+	// leaseLost only tracks the lease for its log lines.
+	leaseLost atomic.Bool
 	// fenced is an explicit fence (a newer epoch seen, a SyncStateSet
 	// change refused as stale, no master named): only a rebuild lifts it,
 	// unlike the lease, which a confirmation renews.
-	// leaseLost only tracks the lease for its log lines.
-	leaseLost atomic.Bool
-	fenced    atomic.Bool
-	isMaster  atomic.Bool // role == replicaMaster, for the lease check
+	fenced   atomic.Bool
+	isMaster atomic.Bool // role == replicaMaster, for the lease check
 	// waitSlaves is how many slaves every client write of this master
 	// waits for (ha.insync's set, pending ones included).
 	waitSlaves atomic.Int32
