@@ -11,3 +11,11 @@ import (
 // (hatest.BenchMode); ha/external benchmarks the plugin mode beside ha.sync.
 func BenchmarkAsyncMaster64(b *testing.B) { hatest.BenchMode(b, build(b, ha.AsyncID)) }
 func BenchmarkSyncMaster64(b *testing.B)  { hatest.BenchMode(b, build(b, ha.SyncID)) }
+
+// BenchmarkInSyncMaster64 is ha.insync with the pair's slave in the
+// SyncStateSet (controller mode's allAckInSyncStateSet).
+func BenchmarkInSyncMaster64(b *testing.B) {
+	r := build(b, ha.InSyncID)
+	r.(ha.SyncStateSetter).SetSyncStateSet([]int64{hatest.SlaveBrokerID})
+	hatest.BenchMode(b, r)
+}

@@ -576,3 +576,25 @@ func TestControllerPartitionedMaster(t *testing.T) {
 	t.Logf("partition: %d SEND_OK, 0 lost, %d duplicates", len(want), dups)
 	cc.waitState(t, 3, "", "")
 }
+
+// TestControllerFailoverDefaultTimings: with RocketMQ's default timings
+// (heartbeat every 1 s, controllerHeartBeatTimeoutMills 10 s) a new master
+// takes writes within 10 s of the master's SIGKILL.
+func TestControllerFailoverDefaultTimings(t *testing.T) {
+	cc := startControllerClusterWith(t, 2, []string{"controller.controllerBrokerTimeout=10000"}, nil,
+		"syncBrokerMetadataPeriod=5000", "checkSyncStateSetPeriod=5000", "brokerHeartbeatInterval=1000",
+		"controllerHeartBeatTimeoutMills=10000", "haMaxTimeSlaveNotCatchup=15000")
+	master, _ := cc.waitState(t, 2, "", "")
+	topic := tests.UniqueName("CTRL_DEFAULT")
+	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
+	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+	if code, err := rawSend(cc.cli, master.BrokerAddr, topic, "before"); err != nil || code != remoting.Success {
+		t.Fatalf("send to the master: %d %v", code, err)
+	}
+	master.Kill()
+	took := cc.firstWrite(t, time.Now(), topic, master.BrokerAddr)
+	t.Logf("default timings: a new master took writes %v after the kill", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("a new master took writes %v after the kill; want within 10 s", took)
+	}
+}
