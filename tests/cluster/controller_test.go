@@ -101,6 +101,36 @@ func startControllerClusterWith(t *testing.T, replicas int, nsExtra []string, pe
 	return cc
 }
 
+// createTopic creates a topic with 4 queues on master and waits until every
+// name server routes it.
+func (cc *controllerCluster) createTopic(t *testing.T, master *tests.Process, prefix string) string {
+	return cc.createTopicQueues(t, master, prefix, 4)
+}
+
+func (cc *controllerCluster) createTopicQueues(t *testing.T, master *tests.Process, prefix string, queues int) string {
+	t.Helper()
+	topic := tests.UniqueName(prefix)
+	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, queues)
+	for _, ns := range cc.namesrv {
+		tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, ns.NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+	}
+	return topic
+}
+
+// startLoad runs the official Go client's 64 senders on topic (3 s send
+// timeout) until the returned stop is called (or the test ends).
+func (cc *controllerCluster) startLoad(t *testing.T, topic string) (*load, func()) {
+	t.Helper()
+	stop := make(chan struct{})
+	l, wg := runLoad(t, cc.nsArg, topic, 64, stop, producer.WithSendMsgTimeout(3*time.Second))
+	stopLoad := sync.OnceFunc(func() {
+		close(stop)
+		wg.Wait()
+	})
+	t.Cleanup(stopLoad)
+	return l, stopLoad
+}
+
 // syncState asks the controllers for broker-a's replicas.
 func (cc *controllerCluster) syncState(t *testing.T) (body.ReplicasInfo, bool) {
 	t.Helper()
@@ -215,19 +245,8 @@ func okBodies(l *load) map[string]bool {
 func TestControllerFailover(t *testing.T) {
 	cc := startControllerCluster(t, 3)
 	master, ri := cc.waitState(t, 3, "", "")
-	topic := tests.UniqueName("CTRL_FAILOVER")
-	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
-	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
-
-	stop := make(chan struct{})
-	l, wg := runLoad(t, cc.nsArg, topic, 64, stop, producer.WithSendMsgTimeout(3*time.Second))
-	stopped := false
-	defer func() {
-		if !stopped {
-			close(stop)
-			wg.Wait()
-		}
-	}()
+	topic := cc.createTopic(t, master, "CTRL_FAILOVER")
+	l, stopLoad := cc.startLoad(t, topic)
 	tests.WaitFor(t, 60*time.Second, func() bool { return okCount(l) >= 3000 }, "3000 SEND_OK")
 	master.Kill()
 	killed := time.Now()
@@ -242,9 +261,7 @@ func TestControllerFailover(t *testing.T) {
 	}
 	tests.WaitFor(t, 90*time.Second, func() bool { return okCount(l) >= at+1000 }, "1000 SEND_OK after the failover")
 	resumed := time.Since(killed)
-	close(stop)
-	wg.Wait()
-	stopped = true
+	stopLoad()
 	want := okBodies(l)
 	dups := consumeReport(t, cc.nsArg, topic, want, 90*time.Second)
 	t.Logf("failover to %s: writes accepted %v after the kill, the Go client's load resumed within %v; %d SEND_OK, 0 lost, %d duplicates",
@@ -263,20 +280,8 @@ func TestControllerFailover(t *testing.T) {
 func TestControllerTenFailovers(t *testing.T) {
 	cc := startControllerCluster(t, 3)
 	master, _ := cc.waitState(t, 3, "", "")
-	topic := tests.UniqueName("CTRL_TEN")
-	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
-	for _, ns := range cc.namesrv {
-		tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, ns.NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
-	}
-	stop := make(chan struct{})
-	l, wg := runLoad(t, cc.nsArg, topic, 64, stop, producer.WithSendMsgTimeout(3*time.Second))
-	stopped := false
-	defer func() {
-		if !stopped {
-			close(stop)
-			wg.Wait()
-		}
-	}()
+	topic := cc.createTopic(t, master, "CTRL_TEN")
+	l, stopLoad := cc.startLoad(t, topic)
 	tests.WaitFor(t, 60*time.Second, func() bool { return okCount(l) >= 1000 }, "1000 SEND_OK")
 	var times []time.Duration
 	for i := range 10 {
@@ -301,9 +306,7 @@ func TestControllerTenFailovers(t *testing.T) {
 		master = next
 	}
 	tests.WaitFor(t, 60*time.Second, func() bool { return okCount(l) >= 2000 }, "SEND_OK after the failovers")
-	close(stop)
-	wg.Wait()
-	stopped = true
+	stopLoad()
 	want := okBodies(l)
 	dups := consumeReport(t, cc.nsArg, topic, want, 120*time.Second)
 	sorted := slices.Clone(times)
@@ -357,9 +360,7 @@ func rawSend(cli *remoting.Client, addr, topic, body string) (int16, error) {
 func TestControllerFencesStoppedMaster(t *testing.T) {
 	cc := startControllerCluster(t, 2, "allAckInSyncStateSet=false", "brokerRole=ASYNC_MASTER")
 	master, _ := cc.waitState(t, 2, "", "")
-	topic := tests.UniqueName("CTRL_FENCE")
-	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
-	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+	topic := cc.createTopicQueues(t, master, "CTRL_FENCE", 4)
 	if code, err := rawSend(cc.cli, master.BrokerAddr, topic, "before"); err != nil || code != remoting.Success {
 		t.Fatalf("send to the master: %d %v", code, err)
 	}
@@ -450,9 +451,7 @@ func TestControllerTruncatesDivergedOldMaster(t *testing.T) {
 	if slave == master {
 		slave = cc.replicas[1]
 	}
-	topic := tests.UniqueName("CTRL_DIVERGE")
-	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 1)
-	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+	topic := cc.createTopicQueues(t, master, "CTRL_DIVERGE", 1)
 	want := map[string]bool{}
 	send := func(addr, prefix string, n int) {
 		t.Helper()
@@ -525,20 +524,8 @@ func TestControllerPartitionedMaster(t *testing.T) {
 	})
 	master, _ := cc.waitState(t, 3, "", "")
 	mi := slices.Index(cc.replicas, master)
-	topic := tests.UniqueName("CTRL_PARTITION")
-	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
-	for _, ns := range cc.namesrv {
-		tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, ns.NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
-	}
-	stop := make(chan struct{})
-	l, wg := runLoad(t, cc.nsArg, topic, 64, stop, producer.WithSendMsgTimeout(3*time.Second))
-	stopped := false
-	defer func() {
-		if !stopped {
-			close(stop)
-			wg.Wait()
-		}
-	}()
+	topic := cc.createTopic(t, master, "CTRL_PARTITION")
+	l, stopLoad := cc.startLoad(t, topic)
 	tests.WaitFor(t, 60*time.Second, func() bool { return okCount(l) >= 2000 }, "2000 SEND_OK")
 	for _, p := range proxies[mi] {
 		p.Cut()
@@ -568,9 +555,7 @@ func TestControllerPartitionedMaster(t *testing.T) {
 		p.Heal()
 	}
 	waitLog(t, master, `"to":"slave"`, before+1, 60*time.Second)
-	close(stop)
-	wg.Wait()
-	stopped = true
+	stopLoad()
 	want := okBodies(l)
 	dups := consumeReport(t, cc.nsArg, topic, want, 90*time.Second)
 	t.Logf("partition: %d SEND_OK, 0 lost, %d duplicates", len(want), dups)
@@ -585,9 +570,7 @@ func TestControllerFailoverDefaultTimings(t *testing.T) {
 		"syncBrokerMetadataPeriod=5000", "checkSyncStateSetPeriod=5000", "brokerHeartbeatInterval=1000",
 		"controllerHeartBeatTimeoutMills=10000", "haMaxTimeSlaveNotCatchup=15000")
 	master, _ := cc.waitState(t, 2, "", "")
-	topic := tests.UniqueName("CTRL_DEFAULT")
-	tests.NewAdmin(t, cc.namesrv[0].NameSrvAddr).CreateTopic(master.BrokerAddr, topic, 4)
-	tests.WaitFor(t, 30*time.Second, func() bool { return RouteAddrs(t, cc.namesrv[0].NameSrvAddr, topic, "broker-a")[0] != "" }, "route of %s", topic)
+	topic := cc.createTopicQueues(t, master, "CTRL_DEFAULT", 4)
 	if code, err := rawSend(cc.cli, master.BrokerAddr, topic, "before"); err != nil || code != remoting.Success {
 		t.Fatalf("send to the master: %d %v", code, err)
 	}
