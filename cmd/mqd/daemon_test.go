@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqd/mqd/protocols/remoting"
 )
 
 // daemon is a running mqd whose JSON log lines arrive on lines.
@@ -143,5 +147,30 @@ func TestNamesrvDaemonStopsOnSIGINT(t *testing.T) {
 	}
 	if code := d.wait(t); code != 0 {
 		t.Fatalf("exit %d after SIGINT", code)
+	}
+}
+
+// TestStandaloneController: `mqd controller` (like mqcontroller) serves the
+// controller's requests on its peer address, leads a group of one, and
+// stops on SIGTERM.
+func TestStandaloneController(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d := startDaemon(t, t.TempDir(), "controller", "--set", "controllerDLegerPeers=n0-"+addr,
+		"--set", "controllerDLegerSelfId=n0", "--set", "controllerStorePath=./ctrl", "--set", "listenPort=0")
+	d.waitFor(t, "ready")
+	d.waitFor(t, "controller became leader")
+	cli := remoting.NewClient(remoting.ClientConfig{})
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Invoke(ctx, addr, remoting.NewRequest(remoting.ControllerGetMetadataInfo, nil, nil))
+	if err != nil || resp.Code != remoting.Success || resp.Ext("controllerLeaderId") != "n0" || resp.Ext("controllerLeaderAddress") != addr {
+		t.Fatalf("GET_METADATA_INFO: %v %+v", err, resp)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.wait(t); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/storage"
 )
 
 // TestEpochFileFormat: RocketMQ's own example file loads, and what mqd
@@ -56,5 +59,18 @@ func TestConsistentPoint(t *testing.T) {
 	}
 	if _, ok := consistentPoint(withEnds([]EpochEntry{{Epoch: 5, StartOffset: 10}}, 20), newMaster); ok {
 		t.Fatal("unrelated histories share a point")
+	}
+}
+
+// TestPutStatusCodes: the controller-mode refusal answers as RocketMQ 5
+// does (SYSTEM_ERROR, "in-sync replicas not enough"; the Go client fails
+// the send and retries elsewhere).
+func TestPutStatusCodes(t *testing.T) {
+	code, remark := putStatusCode(&storage.PutResult{Status: storage.PutInSyncReplicasNotEnough})
+	if code != remoting.SystemError || remark != "in-sync replicas not enough" {
+		t.Fatalf("IN_SYNC_REPLICAS_NOT_ENOUGH -> %d %q", code, remark)
+	}
+	if storage.PutInSyncReplicasNotEnough.Stored() {
+		t.Fatal("IN_SYNC_REPLICAS_NOT_ENOUGH counts as stored")
 	}
 }
