@@ -138,6 +138,9 @@ func (b *Broker) Validate() error {
 	if b.cfg.MaxMessageSize <= 0 {
 		return fmt.Errorf("broker.maxMessageSize must be positive")
 	}
+	if b.cfg.MaxConnections < 0 || b.cfg.MaxConnectionsPerHost < 0 || b.cfg.MaxInflightRequests < 0 {
+		return fmt.Errorf("broker.maxConnections, maxConnectionsPerHost and maxInflightRequests must not be negative (0: no bound)")
+	}
 	return nil
 }
 
@@ -164,9 +167,12 @@ func (b *Broker) Start() error {
 	}
 
 	b.server = remoting.NewServer(remoting.ServerConfig{
-		MaxFrameSize: b.cfg.MaxFrameSize,
-		IdleTimeout:  time.Duration(b.cfg.ServerChannelMaxIdleSeconds) * time.Second,
-		Logger:       b.log,
+		MaxFrameSize:    b.cfg.MaxFrameSize,
+		IdleTimeout:     time.Duration(b.cfg.ServerChannelMaxIdleSeconds) * time.Second,
+		MaxConns:        b.cfg.MaxConnections,
+		MaxConnsPerHost: b.cfg.MaxConnectionsPerHost,
+		MaxInflight:     b.cfg.MaxInflightRequests,
+		Logger:          b.log,
 	})
 	b.registerHandlers()
 	b.server.OnClose(b.onConnClose)

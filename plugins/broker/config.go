@@ -28,6 +28,9 @@ type Config struct {
 	ChannelExpiredTimeout       int64  `koanf:"channelExpiredTimeout"`
 	ServerChannelMaxIdleSeconds int    `koanf:"serverChannelMaxIdleTimeSeconds"`
 	MaxFrameSize                int    `koanf:"maxFrameSize"`
+	MaxConnections              int    `koanf:"maxConnections"`
+	MaxConnectionsPerHost       int    `koanf:"maxConnectionsPerHost"`
+	MaxInflightRequests         int    `koanf:"maxInflightRequests"`
 	TraceTopicEnable            bool   `koanf:"traceTopicEnable"`
 	MsgTraceTopicName           string `koanf:"msgTraceTopicName"`
 	StoreReplyMessageEnable     bool   `koanf:"storeReplyMessageEnable"`
@@ -81,6 +84,10 @@ func init() {
 		b("channelExpiredTimeout", int64(120000), "drop a client with no heartbeat for this long, ms"),
 		b("serverChannelMaxIdleTimeSeconds", 120, "close connections idle this long, s"),
 		config.Key{Path: "broker.maxFrameSize", Role: "broker", Default: 16 << 20, Doc: "largest remoting frame accepted, bytes"},
+		config.Key{Path: "broker.maxConnections", Role: "broker", Default: 10000, Doc: "open connections accepted; one more is closed at once (0: no bound)"},
+		config.Key{Path: "broker.maxConnectionsPerHost", Role: "broker", Default: 2000, Doc: "open connections accepted from one remote IP address (0: no bound)"},
+		config.Key{Path: "broker.maxInflightRequests", Role: "broker", Default: 10000,
+			Doc: "requests of one connection handled at once, parked pulls included; one more is answered SYSTEM_BUSY (0: no bound)"},
 		b("traceTopicEnable", false, "create the message trace topic"),
 		b("msgTraceTopicName", "RMQ_SYS_TRACE_TOPIC", "message trace topic"),
 		b("storeReplyMessageEnable", true, "also store request-reply replies"),

@@ -84,6 +84,9 @@ type Controller struct {
 	server   *remoting.Server
 	notifier *remoting.Client
 	admin    *kernel.AdminRegistry
+	// limits of the peer port's remoting server: the name server's
+	// maxConnections, maxConnectionsPerHost, maxInflightRequests.
+	limits [3]int
 
 	elections   atomic.Int64
 	leaderReady atomic.Bool
@@ -102,6 +105,7 @@ func (*Controller) MQDModule() kernel.ModuleInfo {
 func (c *Controller) Provision(ctx kernel.Context) error {
 	c.log = ctx.Logger
 	c.admin = ctx.Admin()
+	c.limits = [3]int{ctx.Config.Int("namesrv.maxConnections"), ctx.Config.Int("namesrv.maxConnectionsPerHost"), ctx.Config.Int("namesrv.maxInflightRequests")}
 	if err := ctx.Config.Unmarshal("controller", &c.cfg); err != nil {
 		return fmt.Errorf("controller config: %w", err)
 	}
@@ -158,7 +162,8 @@ func (c *Controller) Start() error {
 	}
 	c.cons = cons
 	c.notifier = remoting.NewClient(remoting.ClientConfig{Logger: c.log})
-	c.server = remoting.NewServer(remoting.ServerConfig{Logger: c.log})
+	c.server = remoting.NewServer(remoting.ServerConfig{Logger: c.log,
+		MaxConns: c.limits[0], MaxConnsPerHost: c.limits[1], MaxInflight: c.limits[2]})
 	c.RegisterHandlers(c.server)
 	rl := c.mux.remotingListener()
 	c.wg.Add(2)

@@ -20,6 +20,9 @@ type Config struct {
 	BrokerChannelExpiredTime        int64  `koanf:"brokerChannelExpiredTime"`
 	ServerChannelMaxIdleTimeSeconds int    `koanf:"serverChannelMaxIdleTimeSeconds"`
 	MaxFrameSize                    int    `koanf:"maxFrameSize"`
+	MaxConnections                  int    `koanf:"maxConnections"`
+	MaxConnectionsPerHost           int    `koanf:"maxConnectionsPerHost"`
+	MaxInflightRequests             int    `koanf:"maxInflightRequests"`
 }
 
 // keys are the namesrv.* keys this package implements.
@@ -38,6 +41,12 @@ var keys = []config.Key{
 		Doc: "seconds without inbound traffic after which a connection is closed; 0 never closes idle connections"},
 	{Path: "namesrv.maxFrameSize", Role: "namesrv", Default: 16 << 20,
 		Doc: "largest remoting frame accepted, in bytes (RocketMQ's com.rocketmq.remoting.frameMaxLength)"},
+	{Path: "namesrv.maxConnections", Role: "namesrv", Default: 10000,
+		Doc: "open connections accepted; one more is closed at once (0: no bound)"},
+	{Path: "namesrv.maxConnectionsPerHost", Role: "namesrv", Default: 2000,
+		Doc: "open connections accepted from one remote IP address (0: no bound)"},
+	{Path: "namesrv.maxInflightRequests", Role: "namesrv", Default: 10000,
+		Doc: "requests of one connection handled at once; one more is answered SYSTEM_BUSY (0: no bound)"},
 }
 
 func init() {
@@ -52,7 +61,7 @@ func init() {
 		"serverSocketSndBufSize", "serverSocketRcvBufSize", "serverSocketBacklog",
 		"serverPooledByteBufAllocatorEnable", "useEpollNativeSelector",
 		"writeBufferHighWaterMark", "writeBufferLowWaterMark",
-		"supportActingMaster", "enableControllerInNamesrv", "returnOrderTopicConfigToBroker",
+		"supportActingMaster", "returnOrderTopicConfigToBroker",
 		"clientRequestThreadPoolNums", "configBlackList")
 }
 
@@ -65,6 +74,9 @@ func DefaultConfig() Config {
 		BrokerChannelExpiredTime:        120000,
 		ServerChannelMaxIdleTimeSeconds: 120,
 		MaxFrameSize:                    16 << 20,
+		MaxConnections:                  10000,
+		MaxConnectionsPerHost:           2000,
+		MaxInflightRequests:             10000,
 	}
 }
 
@@ -83,6 +95,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("namesrv.serverChannelMaxIdleTimeSeconds %d: want >= 0 (0 disables)", c.ServerChannelMaxIdleTimeSeconds)
 	case c.MaxFrameSize < 1024:
 		return fmt.Errorf("namesrv.maxFrameSize %d: want at least 1024 bytes", c.MaxFrameSize)
+	case c.MaxConnections < 0 || c.MaxConnectionsPerHost < 0 || c.MaxInflightRequests < 0:
+		return fmt.Errorf("namesrv.maxConnections, maxConnectionsPerHost and maxInflightRequests must not be negative (0: no bound)")
 	}
 	return nil
 }
@@ -134,6 +148,12 @@ func (c *Config) field(name string) any {
 		return c.ServerChannelMaxIdleTimeSeconds
 	case "maxFrameSize":
 		return c.MaxFrameSize
+	case "maxConnections":
+		return c.MaxConnections
+	case "maxConnectionsPerHost":
+		return c.MaxConnectionsPerHost
+	case "maxInflightRequests":
+		return c.MaxInflightRequests
 	}
 	return nil
 }

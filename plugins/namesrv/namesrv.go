@@ -126,9 +126,12 @@ func (n *Namesrv) Start() error {
 		idle = -1 // as Netty's IdleStateHandler: 0 disables
 	}
 	n.server = remoting.NewServer(remoting.ServerConfig{
-		MaxFrameSize: cfg.MaxFrameSize,
-		IdleTimeout:  idle,
-		Logger:       n.log,
+		MaxFrameSize:    cfg.MaxFrameSize,
+		IdleTimeout:     idle,
+		MaxConns:        cfg.MaxConnections,
+		MaxConnsPerHost: cfg.MaxConnectionsPerHost,
+		MaxInflight:     cfg.MaxInflightRequests,
+		Logger:          n.log,
 	})
 	n.registerHandlers(n.server)
 	if n.controller != nil {

@@ -50,6 +50,7 @@ type connConfig struct {
 	maxFrame     int
 	idle         time.Duration // <= 0: no idle timeout
 	writeTimeout time.Duration // <= 0: none
+	maxInflight  int32         // <= 0: no bound
 	log          zerolog.Logger
 }
 
@@ -77,6 +78,11 @@ type Conn struct {
 	flushes  atomic.Uint64 // socket writes (benchmarks report it)
 	// wdeadlineSet is when the write deadline was last moved (flusher only).
 	wdeadlineSet time.Time
+
+	// inflight counts this connection's requests being handled (server
+	// side); busy counts those refused for MaxInflight.
+	inflight atomic.Int32
+	busy     atomic.Int64
 
 	pmu     sync.Mutex
 	pending map[int32]*call
@@ -313,11 +319,22 @@ func (c *Conn) dispatch(req *Command) {
 		}
 		return
 	}
+	if n := c.inflight.Add(1); c.cfg.maxInflight > 0 && n > c.cfg.maxInflight {
+		c.inflight.Add(-1)
+		c.owner.release()
+		c.busy.Add(1)
+		if !req.IsOneway() {
+			// RocketMQ's answer when a processor's queue is full.
+			c.respond(req, NewResponse(SystemBusy, "[REJECTREQUEST]system busy, start flow control for a while"))
+		}
+		return
+	}
 	workers.submit(task{c: c, h: h, req: req})
 }
 
 func (c *Conn) run(h Handler, req *Command) {
 	defer c.owner.release()
+	defer c.inflight.Add(-1)
 	resp := c.call(h, req)
 	if resp == nil {
 		return

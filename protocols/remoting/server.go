@@ -33,11 +33,22 @@ type ServerConfig struct {
 	// WriteTimeout bounds one socket write, so a peer that stops reading cannot
 	// hold handlers forever (default: IdleTimeout; negative disables it).
 	WriteTimeout time.Duration
-	Logger       zerolog.Logger
+	// MaxConns bounds the open connections, MaxConnsPerHost those from one
+	// remote IP address (0: no bound). A connection beyond either is closed
+	// as soon as it is accepted, before anything is read from it.
+	MaxConns        int
+	MaxConnsPerHost int
+	// MaxInflight bounds the requests of one connection being handled at
+	// once (parked long-polls included; 0: no bound). One more is answered
+	// SYSTEM_BUSY at once, as RocketMQ answers when its queues are full, and
+	// the connection stays open: the peer backs off.
+	MaxInflight int
+	Logger      zerolog.Logger
 }
 
 func (cfg ServerConfig) connConfig() connConfig {
-	c := connConfig{maxFrame: cfg.MaxFrameSize, idle: cfg.IdleTimeout, writeTimeout: cfg.WriteTimeout, log: cfg.Logger}
+	c := connConfig{maxFrame: cfg.MaxFrameSize, idle: cfg.IdleTimeout, writeTimeout: cfg.WriteTimeout, log: cfg.Logger,
+		maxInflight: int32(max(cfg.MaxInflight, 0))}
 	if c.maxFrame <= 0 {
 		c.maxFrame = DefaultMaxFrameSize
 	}
@@ -55,7 +66,9 @@ const shutBit = math.MinInt64
 
 // Server accepts remoting connections and dispatches requests by code.
 type Server struct {
-	cfg connConfig
+	cfg             connConfig
+	maxConns        int
+	maxConnsPerHost int
 
 	handlers atomic.Pointer[map[int16]Handler]
 	hmu      sync.Mutex // serializes Handle, OnConnect, OnClose
@@ -65,6 +78,9 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*Conn]struct{}
+	perHost   map[string]int       // open connections by remote IP, under mu
+	refusedAt map[string]time.Time // last "connection refused" log line per IP, under mu
+	refused   atomic.Int64
 	shutting  bool
 	connWG    sync.WaitGroup // connection goroutines
 
@@ -78,10 +94,14 @@ type Server struct {
 // NewServer returns a server; register handlers before Serve.
 func NewServer(cfg ServerConfig) *Server {
 	s := &Server{
-		cfg:       cfg.connConfig(),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*Conn]struct{}),
-		drained:   make(chan struct{}),
+		cfg:             cfg.connConfig(),
+		maxConns:        max(cfg.MaxConns, 0),
+		maxConnsPerHost: max(cfg.MaxConnsPerHost, 0),
+		listeners:       make(map[net.Listener]struct{}),
+		conns:           make(map[*Conn]struct{}),
+		perHost:         make(map[string]int),
+		refusedAt:       make(map[string]time.Time),
+		drained:         make(chan struct{}),
 	}
 	s.handlers.Store(&map[int16]Handler{})
 	return s
@@ -197,15 +217,49 @@ func (s *Server) isShutting() bool {
 	return s.shutting
 }
 
+// hostOf is the remote IP of a connection, the unit of MaxConnsPerHost.
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// Refused counts connections closed at accept for a connection limit.
+func (s *Server) Refused() int64 { return s.refused.Load() }
+
 func (s *Server) startConn(nc net.Conn) {
-	c := newConn(nc, s, s.cfg)
+	host := hostOf(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.shutting {
 		s.mu.Unlock()
 		nc.Close()
 		return
 	}
+	if (s.maxConns > 0 && len(s.conns) >= s.maxConns) || (s.maxConnsPerHost > 0 && s.perHost[host] >= s.maxConnsPerHost) {
+		// Logged once a minute per address: a flood must not flood the log.
+		now := time.Now()
+		logIt := now.Sub(s.refusedAt[host]) >= time.Minute
+		if logIt {
+			s.refusedAt[host] = now
+		}
+		open, fromHost := len(s.conns), s.perHost[host]
+		s.mu.Unlock()
+		s.refused.Add(1)
+		nc.Close()
+		if logIt {
+			s.cfg.log.Warn().Str("remote", host).Int("open", open).Int("fromHost", fromHost).Int("maxConnections", s.maxConns).
+				Int("maxConnectionsPerHost", s.maxConnsPerHost).Msg("connection refused: connection limit reached (logged once a minute per address)")
+		}
+		return
+	}
+	c := newConn(nc, s, s.cfg)
 	s.conns[c] = struct{}{}
+	s.perHost[host]++
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -217,6 +271,9 @@ func (s *Server) startConn(nc net.Conn) {
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
+		if s.perHost[host]--; s.perHost[host] <= 0 {
+			delete(s.perHost, host)
+		}
 		s.mu.Unlock()
 		_, closed = s.hooks()
 		for _, f := range closed {
