@@ -85,7 +85,9 @@ func TestConnectionFloodLeavesHonestClientsServed(t *testing.T) {
 	if held != 100 || refused != 900 {
 		t.Fatalf("flood: %d connections held, %d closed by the broker; want 100 and 900 (maxConnectionsPerHost=100)", held, refused)
 	}
-	p := func(ds []time.Duration, q float64) time.Duration { return ds[int(float64(len(ds)-1)*q)].Round(time.Microsecond) }
+	p := func(ds []time.Duration, q float64) time.Duration {
+		return ds[int(float64(len(ds)-1)*q)].Round(time.Microsecond)
+	}
 	t.Logf("honest sends: p50 %v p99 %v before the flood, p50 %v p99 %v with 100 idle flood connections held and 900 refused",
 		p(before, 0.5), p(before, 0.99), p(during, 0.5), p(during, 0.99))
 }
