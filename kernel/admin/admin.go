@@ -17,7 +17,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +65,56 @@ type Module struct {
 
 	addr atomic.Pointer[net.Addr] // set once listening; read from other goroutines
 	srv  *http.Server
+
+	failMu sync.Mutex
+	fails  map[string]*authFailures // by remote IP
+}
+
+// authFailures counts an address's wrong tokens in the current window.
+type authFailures struct {
+	n     int
+	since time.Time
+}
+
+// Failed token attempts: an address that sends maxAuthFailures wrong tokens
+// within authWindow is answered 429 for the rest of the window, without the
+// token being compared, so guessing costs a window per few tries.
+const (
+	maxAuthFailures = 5
+	authWindow      = time.Minute
+)
+
+// authBlocked reports whether ip is over its failure budget.
+func (m *Module) authBlocked(ip string, now time.Time) bool {
+	m.failMu.Lock()
+	defer m.failMu.Unlock()
+	f := m.fails[ip]
+	return f != nil && now.Sub(f.since) < authWindow && f.n >= maxAuthFailures
+}
+
+// authFailed records a wrong token from ip.
+func (m *Module) authFailed(ip string, now time.Time) {
+	m.failMu.Lock()
+	defer m.failMu.Unlock()
+	if m.fails == nil {
+		m.fails = map[string]*authFailures{}
+	}
+	f := m.fails[ip]
+	if f == nil || now.Sub(f.since) >= authWindow {
+		if len(m.fails) >= 10000 { // bounded: forget the oldest windows
+			for k, v := range m.fails {
+				if now.Sub(v.since) >= authWindow {
+					delete(m.fails, k)
+				}
+			}
+		}
+		f = &authFailures{since: now}
+		m.fails[ip] = f
+	}
+	f.n++
+	if f.n == maxAuthFailures {
+		m.log.Warn().Str("remote", ip).Int("failures", f.n).Dur("window", authWindow).Msg("admin endpoint: too many wrong tokens; refusing this address for the rest of the window")
+	}
 }
 
 // MQDModule implements kernel.Module.
@@ -170,8 +222,19 @@ func (m *Module) Stop(ctx context.Context) error {
 // ServeHTTP authenticates, then routes to the built-in endpoints or the registry.
 func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.opts.Token != "" {
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		now := time.Now()
+		if m.authBlocked(ip, now) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(authWindow/time.Second)))
+			http.Error(w, "admin endpoint: too many wrong tokens from this address; try again later", http.StatusTooManyRequests)
+			return
+		}
 		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(m.opts.Token)) != 1 {
+			m.authFailed(ip, now)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mqd"`)
 			http.Error(w, "admin endpoint: missing or wrong bearer token", http.StatusUnauthorized)
 			return

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -233,5 +234,36 @@ func TestDerivedPortTaken(t *testing.T) {
 			t.Fatal("chosen address taken: start succeeded")
 		}
 		_ = k.Stop(context.Background())
+	}
+}
+
+// TestWrongTokensRateLimited: an address that sent five wrong tokens gets
+// 429 for the rest of the minute, even with the right token (guessing costs
+// a minute per five tries); the failures are logged once.
+func TestWrongTokensRateLimited(t *testing.T) {
+	slowRelease = make(chan struct{})
+	close(slowRelease)
+	const token = "0123456789abcdef-token"
+	_, m, started := startKernel(t, "admin.token="+token)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	base := waitAddr(t, m)
+	for i := range maxAuthFailures {
+		if code, _ := get(t, base+"/healthz", fmt.Sprint("guess", i)); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i, code)
+		}
+	}
+	if code, _ := get(t, base+"/healthz", token); code != http.StatusTooManyRequests {
+		t.Fatalf("right token after %d wrong ones: %d, want 429", maxAuthFailures, code)
+	}
+	// The window passes: the right token works again.
+	m.failMu.Lock()
+	for _, f := range m.fails {
+		f.since = f.since.Add(-authWindow)
+	}
+	m.failMu.Unlock()
+	if code, _ := get(t, base+"/healthz", token); code != http.StatusOK {
+		t.Fatalf("after the window: %d, want 200", code)
 	}
 }
