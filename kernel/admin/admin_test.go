@@ -139,15 +139,22 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
-func TestTokenRequired(t *testing.T) {
+// startWithToken runs the endpoint requiring token; it returns the module
+// and its base URL.
+func startWithToken(t *testing.T, token string) (*Module, string) {
+	t.Helper()
 	slowRelease = make(chan struct{})
 	close(slowRelease)
-	const token = "0123456789abcdef-token"
 	_, m, started := startKernel(t, "admin.token="+token)
 	if err := <-started; err != nil {
 		t.Fatal(err)
 	}
-	base := waitAddr(t, m)
+	return m, waitAddr(t, m)
+}
+
+func TestTokenRequired(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	_, base := startWithToken(t, token)
 	if code, _ := get(t, base+"/healthz", ""); code != http.StatusUnauthorized {
 		t.Fatalf("no token: %d, want 401", code)
 	}
@@ -241,14 +248,8 @@ func TestDerivedPortTaken(t *testing.T) {
 // 429 for the rest of the minute, even with the right token (guessing costs
 // a minute per five tries); the failures are logged once.
 func TestWrongTokensRateLimited(t *testing.T) {
-	slowRelease = make(chan struct{})
-	close(slowRelease)
 	const token = "0123456789abcdef-token"
-	_, m, started := startKernel(t, "admin.token="+token)
-	if err := <-started; err != nil {
-		t.Fatal(err)
-	}
-	base := waitAddr(t, m)
+	m, base := startWithToken(t, token)
 	for i := range maxAuthFailures {
 		if code, _ := get(t, base+"/healthz", fmt.Sprint("guess", i)); code != http.StatusUnauthorized {
 			t.Fatalf("wrong token %d: %d, want 401", i, code)
