@@ -68,25 +68,18 @@ func startControllerClusterWith(t *testing.T, replicas int, nsExtra []string, pe
 	cc.nsArg = strings.Join(nsAddrs, ";")
 	for i := range replicas {
 		store := t.TempDir()
-		args := []string{"broker", "-c", filepath.Join(dir, "broker-a.properties"), "-n", cc.nsArg, "--log-format", "json",
+		args := append([]string{"broker", "-c", filepath.Join(dir, "broker-a.properties"), "-n", cc.nsArg, "--log-format", "json"},
+			brokerTestSets(t, store)...)
+		args = append(args,
 			"--set", "enableControllerMode=true",
-			"--set", "controllerAddr=" + strings.Join(cc.controllers, ";"),
+			"--set", "controllerAddr="+strings.Join(cc.controllers, ";"),
 			"--set", "allAckInSyncStateSet=true",
-			"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)),
-			"--set", "haListenPort=" + strconv.Itoa(tests.FreePort(t)),
-			"--set", "storePathRootDir=" + store,
-			"--set", "brokerIP1=127.0.0.1",
-			"--set", "mappedFileSizeCommitLog=4194304",
-			"--set", "haSendHeartbeatInterval=500",
-			"--set", "haHousekeepingInterval=5000",
-			"--set", "ha.haReconnectInterval=200",
-			"--set", "broker.slaveSyncInterval=500",
 			"--set", "syncBrokerMetadataPeriod=500",
 			"--set", "checkSyncStateSetPeriod=300",
 			"--set", "brokerHeartbeatInterval=200",
 			"--set", "controllerHeartBeatTimeoutMills=2000",
 			"--set", "haMaxTimeSlaveNotCatchup=3000",
-		}
+		)
 		for _, e := range extra {
 			args = append(args, "--set", e)
 		}

@@ -102,24 +102,31 @@ func (c *Cluster) AddBroker(t *testing.T, name, src string, extra ...string) *te
 	}
 	c.Files[name] = file
 	c.Stores[name] = filepath.Join(c.tmp, name, "store")
-	args := []string{"broker", "-c", file, "-n", c.NamesrvArg, "--log-format", "json",
-		"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)),
-		"--set", "haListenPort=" + strconv.Itoa(tests.FreePort(t)),
-		"--set", "storePathRootDir=" + c.Stores[name],
-		"--set", "brokerIP1=127.0.0.1",
-		"--set", "mappedFileSizeCommitLog=4194304",
-		"--set", "haSendHeartbeatInterval=500",
-		"--set", "haHousekeepingInterval=5000",
-		"--set", "ha.haReconnectInterval=200",
-		"--set", "broker.slaveSyncInterval=500",
-		"--set", "registerNameServerPeriod=10000",
-	}
+	args := append([]string{"broker", "-c", file, "-n", c.NamesrvArg, "--log-format", "json"}, brokerTestSets(t, c.Stores[name])...)
+	args = append(args, "--set", "registerNameServerPeriod=10000")
 	for _, e := range extra {
 		args = append(args, "--set", e)
 	}
 	p := tests.StartProcess(t, args...)
 	c.Brokers[name] = p
 	return p
+}
+
+// brokerTestSets are the --set pairs every cluster test's broker gets: free
+// ports, its store, loopback, small commit-log files and short replication
+// intervals.
+func brokerTestSets(t *testing.T, store string) []string {
+	return []string{
+		"--set", "listenPort=" + strconv.Itoa(tests.FreePort(t)),
+		"--set", "haListenPort=" + strconv.Itoa(tests.FreePort(t)),
+		"--set", "storePathRootDir=" + store,
+		"--set", "brokerIP1=127.0.0.1",
+		"--set", "mappedFileSizeCommitLog=4194304",
+		"--set", "haSendHeartbeatInterval=500",
+		"--set", "haHousekeepingInterval=5000",
+		"--set", "ha.haReconnectInterval=200",
+		"--set", "broker.slaveSyncInterval=500",
+	}
 }
 
 // Master and Slave return a group's processes ("a" or "b").
