@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mqd/mqd/ha"
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting"
 )
@@ -133,5 +134,41 @@ func TestViewBrokerStatsData(t *testing.T) {
 	req.ExtFields["statsKey"] = "U"
 	if r := b.handleViewBrokerStatsData(nil, req); r.Code != remoting.SystemError || r.Remark != "The stats <TOPIC_PUT_NUMS> <U> not exist" {
 		t.Fatalf("missing key: %d %q", r.Code, r.Remark)
+	}
+}
+
+// TestUpdateBrokerConfigRefusesDangerousKeys (#16, CVE-2023-33246's class):
+// no remote UPDATE_BROKER_CONFIG may set what names a file, a directory, a
+// program, a port or an address to reach, nor a plugin's keys; one such key
+// refuses the whole request. A replication mode is only ever a registered
+// module, never a path.
+func TestUpdateBrokerConfigRefusesDangerousKeys(t *testing.T) {
+	b := &Broker{log: zerolog.Nop(), cfg: Config{LongPollingEnable: true, MaxMessageSize: 4 << 20}}
+	classes := map[string][]string{
+		"paths": {"storePathRootDir=/tmp/x", "store.storePathRootDir=/etc", "storePathCommitLog=/tmp/cl", "storePathEpochFile=/tmp/e",
+			"storePathBrokerIdentity=/tmp/i", "broker.storePathEpochFile=../../e", "kvConfigPath=/etc/passwd"},
+		"plugins and programs": {"plugins.dir=/tmp/evil", "plugin.quorum.acks=1", "ha.mode=../../bin/sh", "ha.mode=/bin/sh", "rocketmqHome=/tmp"},
+		"ports and listeners":  {"listenPort=1", "haListenPort=2", "admin.listen=0.0.0.0:1", "broker.metricsAddr=0.0.0.0:1"},
+		"addresses and credentials": {"namesrvAddr=evil:9876", "haMasterAddress=evil:1", "controllerAddr=evil:1", "admin.token=x",
+			"admin.allowRemote=true", "discovery.mode=nats", "discovery.nats.url=nats://evil:4222", "brokerIP1=10.0.0.1"},
+		"roles": {"enableControllerMode=true", "brokerId=3", "brokerName=other", "store.engine=badger"},
+	}
+	for class, bodies := range classes {
+		for _, kv := range bodies {
+			r := b.handleUpdateBrokerConfig(nil, remoting.NewRequest(remoting.UpdateBrokerConfig, nil, []byte("longPollingEnable=false\n"+kv)))
+			if r.Code == remoting.Success {
+				t.Errorf("%s: %q was accepted", class, kv)
+			}
+			if !b.longPollingEnable() {
+				t.Fatalf("%s: %q: the request was partly applied", class, kv)
+			}
+		}
+	}
+	// On a master, ha.mode goes through the module registry: a path is no
+	// module (installed plugins are registered from their checked manifest).
+	for _, m := range []string{"../../bin/sh", "/bin/sh", "ha./bin/sh", "ha.quorum/../x"} {
+		if id, err := ha.ModuleForMode(m); err == nil {
+			t.Errorf("ha.mode %q resolved to module %s", m, id)
+		}
 	}
 }
