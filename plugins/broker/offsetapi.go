@@ -45,6 +45,18 @@ func (b *Broker) handleUpdateConsumerOffset(_ *remoting.Conn, req *remoting.Comm
 	if resp := r.failure(); resp != nil {
 		return resp
 	}
+	// The names become keys of the offset table and of consumerOffset.json:
+	// only well-formed ones, so a client cannot grow them with arbitrary
+	// strings (10,000 characters, NUL, "../").
+	if err := validateGroup(group); err != nil {
+		return remoting.NewResponse(remoting.SystemError, "updateConsumerOffset: "+err.Error())
+	}
+	if err := validateTopic(topic); err != nil {
+		return remoting.NewResponse(remoting.SystemError, "updateConsumerOffset: "+err.Error())
+	}
+	if qid < 0 {
+		return remoting.NewResponse(remoting.SystemError, "updateConsumerOffset: queueId must not be negative")
+	}
 	b.commitClientOffset(group, topic, qid, off)
 	return remoting.NewResponse(remoting.Success, "")
 }
