@@ -283,8 +283,16 @@ func TestExpiry(t *testing.T) {
 	if el := time.Since(registered); el < 300*time.Millisecond {
 		t.Fatalf("expired after %v, before brokerChannelExpiredTime", el)
 	}
-	// The broker's connection was closed; a new registration brings it back.
-	mustSucceed(t, call(t, c, addr, registerRequest(t, "c", "a", "10.0.0.1:10911", 0, 1, body.NewTopicConfig("T", 4, 4, 6))))
+	// The broker's connection was closed; a new registration brings it
+	// back. The first attempt may still go out on the closed connection
+	// before the client has seen the close (a broker retries at its next
+	// period), so retry until one arrives.
+	waitFor(t, "re-registration", 5*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := c.Invoke(ctx, addr, registerRequest(t, "c", "a", "10.0.0.1:10911", 0, 1, body.NewTopicConfig("T", 4, 4, 6)))
+		return err == nil && resp.Code == remoting.Success
+	})
 	mustSucceed(t, call(t, c, addr, routeRequest("T")))
 }
 
