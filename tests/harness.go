@@ -13,7 +13,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,7 +27,8 @@ import (
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
 	_ "github.com/mqd/mqd/kernel/logging" // registers the log.* keys the default profile sets
-	_ "github.com/mqd/mqd/plugins/all"    // the modules mqd ships
+	"github.com/mqd/mqd/kernel/porttest"
+	_ "github.com/mqd/mqd/plugins/all" // the modules mqd ships
 )
 
 // ClusterOptions tune StartCluster.
@@ -240,38 +240,7 @@ func loopbackAddr(addr string) string {
 // taken by any client socket between the check and the broker's (re)start.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for try := 0; try < 200; try++ {
-		p := freePortLow + rand.IntN(freePortHigh-freePortLow-3)
-		if portsFree(p, 3) {
-			return p
-		}
-	}
-	t.Fatalf("no free port range found below %d", freePortHigh)
-	return 0
-}
-
-const (
-	freePortLow  = 20000
-	freePortHigh = 32700
-)
-
-// portsFree reports whether n consecutive ports from p can be listened on, on
-// every interface (brokers listen on ":port").
-func portsFree(p, n int) bool {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p+i))
-		if err != nil {
-			return false
-		}
-		lns = append(lns, ln)
-	}
-	return true
+	return porttest.Free(t, 3)
 }
 
 // logBuffer keeps the last lines written to it, for dumping into the test log

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/mqd/mqd/kernel/porttest"
 )
 
 // freePort returns a port whose next two are free too (a broker also opens
@@ -16,27 +16,7 @@ import (
 // ephemeral range so that no client socket takes it before the daemon starts.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for try := 0; try < 200; try++ {
-		p := 20000 + rand.IntN(12700)
-		ok := true
-		var lns []net.Listener
-		for i := 0; i < 3 && ok; i++ {
-			ln, err := net.Listen("tcp", ":"+strconv.Itoa(p+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			lns = append(lns, ln)
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
+	return porttest.Free(t, 3)
 }
 
 // TestAdminEndpointSubcommands runs a broker-only daemon on a chosen port and

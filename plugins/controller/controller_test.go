@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mqd/mqd/kernel/porttest"
 	"github.com/mqd/mqd/kernel/waittest"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
@@ -23,15 +23,7 @@ type cluster struct {
 	cli   *remoting.Client
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return porttest.Addr(t) }
 
 func startCluster(t *testing.T, n int, brokerTimeout time.Duration) *cluster {
 	t.Helper()
