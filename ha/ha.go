@@ -76,6 +76,9 @@ type Source interface {
 	MembersChanged() <-chan struct{}
 	// Confirmed appends each connected slave's last confirmation to dst.
 	Confirmed(dst []transport.SlaveAck) []transport.SlaveAck
+	// ConfirmedBy is the confirmation of the slave with that broker id (its
+	// HA hello), -1 when it is not connected.
+	ConfirmedBy(id int64) int64
 }
 
 // Replicator is a replication mode. Implementations are kernel modules

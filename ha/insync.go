@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqd/mqd/ha/transport"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/storage"
@@ -132,17 +131,9 @@ func (s *InSync) watermark() int64 {
 	if len(set) == 0 {
 		return math.MaxInt64
 	}
-	var buf [8]transport.SlaveAck
-	acks := s.src.Confirmed(buf[:0])
 	low := int64(math.MaxInt64)
 	for _, id := range set {
-		best := int64(-1)
-		for _, a := range acks {
-			if a.BrokerID == id && a.Confirmed > best {
-				best = a.Confirmed
-			}
-		}
-		low = min(low, best)
+		low = min(low, s.src.ConfirmedBy(id))
 	}
 	return low
 }

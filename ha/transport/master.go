@@ -169,6 +169,19 @@ func (m *Master) Confirmed(dst []SlaveAck) []SlaveAck {
 	return dst
 }
 
+// ConfirmedBy is the highest confirmation of the accepted slaves that named
+// broker id in their hello, or -1 when none is connected (no allocation:
+// ha.insync asks per waiting write).
+func (m *Master) ConfirmedBy(id int64) int64 {
+	best := int64(-1)
+	for _, c := range *m.conns.Load() {
+		if c.accepted.Load() && c.brokerID.Load() == id {
+			best = max(best, c.ack.Load())
+		}
+	}
+	return best
+}
+
 // SlaveInfo describes one connected slave.
 type SlaveInfo struct {
 	Addr      string `json:"addr"`

@@ -12,10 +12,12 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -396,12 +398,12 @@ func (c *Controller) tryElect(g *Group, set []int64, prefer int64, now time.Time
 	if len(alive) == 0 {
 		return 0, false
 	}
-	if g.MasterID != noMaster && contains(alive, g.MasterID) && (prefer == noMaster || prefer == g.MasterID) &&
+	if g.MasterID != noMaster && slices.Contains(alive, g.MasterID) && (prefer == noMaster || prefer == g.MasterID) &&
 		!c.live.leaseEnded(g.BrokerName, g.MasterID, now) {
 		return g.MasterID, true
 	}
 	if prefer != noMaster {
-		return prefer, contains(alive, prefer)
+		return prefer, slices.Contains(alive, prefer)
 	}
 	return c.live.choose(g.BrokerName, alive, now)
 }
@@ -448,7 +450,7 @@ func (c *Controller) notifyGroup(g *Group) {
 			defer c.notifyWG.Done()
 			ctx, cancel := stopContext(c.stop, 3*time.Second)
 			defer cancel()
-			_, _ = c.notifier.Invoke(ctx, addr, remoting.NewRequest(remoting.NotifyBrokerRoleChanged, copyExt(ext), body))
+			_, _ = c.notifier.Invoke(ctx, addr, remoting.NewRequest(remoting.NotifyBrokerRoleChanged, maps.Clone(ext), body))
 		}()
 	}
 }
@@ -457,33 +459,6 @@ func ids(m map[int64]*Replica) []int64 {
 	out := make([]int64, 0, len(m))
 	for id := range m {
 		out = append(out, id)
-	}
-	return out
-}
-
-func without(ids []int64, id int64) []int64 {
-	out := make([]int64, 0, len(ids))
-	for _, x := range ids {
-		if x != id {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func contains(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
-func copyExt(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
 	}
 	return out
 }
