@@ -694,14 +694,18 @@ func (rm *replicaManager) becomeLocked(role string, st replicaState) error {
 	rm.masterID, rm.masterEpoch, rm.masterAddr, rm.masterHAAddr = st.masterID, st.masterEpoch, st.masterAddr, st.masterHAAddr
 	rm.syncSet, rm.syncSetEpoch = st.set, st.setEpoch
 	rm.pending, rm.caughtUp, rm.lastMax = map[int64]int64{}, map[int64]time.Time{}, 0
-	if role == replicaMaster {
-		// The lease starts with the election: the controller just chose
-		// this replica, so it heard from it within the timeout.
-		rm.leaseAt.Store(rm.mono())
-	}
+	// No lease is assumed from the election: the answer that named this
+	// replica may be older than the controller's next decision (a master
+	// restarted just before its lease would have ended). Writes wait for the
+	// first heartbeat the leader confirms for the new epoch, sent as soon as
+	// the broker has recorded it (prepare), below.
+	rm.leaseAt.Store(rm.mono() - int64(ms(rm.cfg.HeartbeatTimeout)))
 	if err := rm.startInnerLocked(role); err != nil {
 		rm.masterEpoch = prev // retried at the next sync
 		return err
+	}
+	if role == replicaMaster {
+		rm.heartbeat()
 	}
 	rm.role = role
 	rm.leaseLost.Store(false)
