@@ -20,6 +20,7 @@ import (
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/protocols/remoting"
 	"github.com/mqd/mqd/protocols/remoting/body"
+	"github.com/mqd/mqd/protocols/remoting/secure"
 )
 
 func init() { kernel.RegisterModule(new(Namesrv)) }
@@ -33,6 +34,7 @@ type Namesrv struct {
 	addrs   []string
 	timeout time.Duration
 	client  *remoting.Client
+	cc      remoting.ClientConfig // with the configured signing and TLS
 }
 
 // MQDModule implements kernel.Module.
@@ -48,12 +50,17 @@ func (n *Namesrv) Provision(ctx kernel.Context) error {
 	if n.timeout <= 0 {
 		n.timeout = defaultTimeout
 	}
+	cc, err := secure.ClientFromConfig(ctx.Config, remoting.ClientConfig{Logger: n.log})
+	if err != nil {
+		return err
+	}
+	n.cc = cc
 	return nil
 }
 
 // Start opens the client the registrations go through.
 func (n *Namesrv) Start() error {
-	n.client = remoting.NewClient(remoting.ClientConfig{Logger: n.log})
+	n.client = remoting.NewClient(n.cc)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -138,7 +139,14 @@ func (s *Slave) setDiverged(err error) {
 
 // session runs one connection until it fails.
 func (s *Slave) session(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	d := net.Dialer{Timeout: 3 * time.Second}
+	var c net.Conn
+	var err error
+	if s.opts.TLS != nil {
+		c, err = (&tls.Dialer{NetDialer: &d, Config: s.opts.TLS}).Dial("tcp", addr)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}

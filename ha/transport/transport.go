@@ -24,6 +24,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"time"
 
@@ -40,7 +41,9 @@ type Options struct {
 	// report so that the master knows which replica confirms what (the
 	// SyncStateSet of controller mode); 0 sends none, as RocketMQ 4.x.
 	BrokerID int64
-	Logger   zerolog.Logger
+	// TLS, on a slave, dials the master over TLS (tls.client.enable).
+	TLS    *tls.Config
+	Logger zerolog.Logger
 }
 
 // helloMagic opens an mqd slave's hello: [helloMagic:8][brokerId:8]. A

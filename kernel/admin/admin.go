@@ -3,9 +3,9 @@
 // source (/config), the loaded modules (/plugins), and whatever other modules
 // register in the kernel's admin registry (/metrics, /ha and /swap from the
 // broker, /reload from the launcher). It listens on loopback by
-// default; any other address needs admin.allowRemote=true and a token
-// (admin.token, sent as "Authorization: Bearer <token>"), and the module
-// refuses to start otherwise. It knows nothing of RocketMQ.
+// default; any other address needs admin.allowRemote=true, a token
+// (admin.token, sent as "Authorization: Bearer <token>") and a certificate
+// (served over HTTPS only), and the module refuses to start otherwise. It knows nothing of RocketMQ.
 package admin
 
 import (
@@ -28,6 +28,7 @@ import (
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/kernel/pluginhost"
+	"github.com/mqd/mqd/kernel/tlsconf"
 )
 
 // ModuleID is the admin endpoint's module.
@@ -44,6 +45,8 @@ func init() {
 		config.Key{Path: "admin.listen", Default: Auto, Doc: `operator HTTP endpoint address ("" disables; "auto": 127.0.0.1 on the broker port + 2 (10913) or the name server port + 1000 (10876), none when that port is 0)`},
 		config.Key{Path: "admin.allowRemote", Default: false, Doc: "allow a non-loopback admin.listen (requires admin.token)"},
 		config.Key{Path: "admin.token", Default: "", Doc: "bearer token the admin endpoint requires (always, when set)"},
+		config.Key{Path: "admin.certPath", Default: "", Doc: "PEM certificate of a non-loopback admin endpoint, which is served over HTTPS only (default: tls.server.certPath)"},
+		config.Key{Path: "admin.keyPath", Default: "", Doc: "PEM private key of admin.certPath (default: tls.server.keyPath)"},
 	)
 }
 
@@ -52,6 +55,8 @@ type Options struct {
 	Listen      string `koanf:"listen"`
 	AllowRemote bool   `koanf:"allowRemote"`
 	Token       string `koanf:"token"`
+	CertPath    string `koanf:"certPath"`
+	KeyPath     string `koanf:"keyPath"`
 }
 
 // Module serves the admin endpoint.
@@ -65,6 +70,7 @@ type Module struct {
 
 	addr atomic.Pointer[net.Addr] // set once listening; read from other goroutines
 	srv  *http.Server
+	tls  *tlsconf.Server // off loopback: the certificate, reloaded on change
 
 	failMu sync.Mutex
 	fails  map[string]*authFailures // by remote IP
@@ -134,6 +140,9 @@ func (m *Module) Provision(ctx kernel.Context) error {
 		return fmt.Errorf("admin config: %w", err)
 	}
 	m.auto = ctx.Config.Source("admin.listen") == SourceAuto
+	if m.opts.CertPath == "" && m.opts.KeyPath == "" {
+		m.opts.CertPath, m.opts.KeyPath = ctx.Config.String(tlsconf.ServerCertPathKey), ctx.Config.String(tlsconf.ServerKeyPathKey)
+	}
 	m.cfg, m.k, m.reg, m.log = ctx.Config, ctx.Kernel(), ctx.Admin(), ctx.Logger
 	return nil
 }
@@ -163,7 +172,16 @@ func ValidateListen(o Options) error {
 	if len(o.Token) < 16 {
 		return fmt.Errorf("admin.listen %q is not a loopback address: admin.token must be set (at least 16 characters)", o.Listen)
 	}
+	if o.CertPath == "" || o.KeyPath == "" {
+		return fmt.Errorf("admin.listen %q is not a loopback address: the endpoint is served over HTTPS only there; set admin.certPath and admin.keyPath (or tls.server.certPath and tls.server.keyPath)", o.Listen)
+	}
 	return nil
+}
+
+// remote reports an address off loopback: served over TLS.
+func remote(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	return err == nil && !isLoopback(host)
 }
 
 func isLoopback(host string) bool {
@@ -191,6 +209,15 @@ func (m *Module) Start() error {
 		}
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
+	if remote(m.opts.Listen) {
+		ts, err := tlsconf.NewServer(tlsconf.ServerOptions{Mode: tlsconf.Enforcing, CertPath: m.opts.CertPath, KeyPath: m.opts.KeyPath}, m.log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin endpoint: %w", err)
+		}
+		m.tls = ts
+		ln = ts.Listen(ln)
+	}
 	a := ln.Addr()
 	m.addr.Store(&a)
 	m.srv = &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
@@ -216,7 +243,11 @@ func (m *Module) Stop(ctx context.Context) error {
 	if m.srv == nil {
 		return nil
 	}
-	return m.srv.Shutdown(ctx)
+	err := m.srv.Shutdown(ctx)
+	if m.tls != nil {
+		m.tls.Close()
+	}
+	return err
 }
 
 // ServeHTTP authenticates, then routes to the built-in endpoints or the registry.
@@ -308,7 +339,7 @@ func (m *Module) readyz(w http.ResponseWriter) {
 }
 
 // secretKeys are never shown by /config.
-var secretKeys = map[string]bool{"admin.token": true, "discovery.nats.password": true, "discovery.nats.token": true}
+var secretKeys = map[string]bool{"admin.token": true, "acl.secretKey": true, "discovery.nats.password": true, "discovery.nats.token": true}
 
 func (m *Module) config(w http.ResponseWriter) {
 	type entry struct {

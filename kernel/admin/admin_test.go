@@ -2,11 +2,14 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
+	"github.com/mqd/mqd/kernel/tlsconf/tlstest"
 )
 
 // slowMod is a module whose Start waits until released, to observe /readyz
@@ -190,7 +194,8 @@ func TestNonLoopbackNeedsSettingAndToken(t *testing.T) {
 		{Options{Listen: "[::1]:0"}, ""},
 		{Options{Listen: "localhost:0"}, ""},
 		{Options{Listen: ""}, ""},
-		{Options{Listen: "0.0.0.0:0", AllowRemote: true, Token: "0123456789abcdef"}, ""},
+		{Options{Listen: "0.0.0.0:0", AllowRemote: true, Token: "0123456789abcdef"}, "HTTPS only"},
+		{Options{Listen: "0.0.0.0:0", AllowRemote: true, Token: "0123456789abcdef", CertPath: "c.pem", KeyPath: "k.pem"}, ""},
 	} {
 		err := ValidateListen(tc.o)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
@@ -266,5 +271,51 @@ func TestWrongTokensRateLimited(t *testing.T) {
 	m.failMu.Unlock()
 	if code, _ := get(t, base+"/healthz", token); code != http.StatusOK {
 		t.Fatalf("after the window: %d, want 200", code)
+	}
+}
+
+// TestRemoteEndpointServesHTTPSOnly (#16): off loopback the endpoint speaks
+// HTTPS with the configured certificate (tls.server.* by default), plain
+// HTTP gets nothing, and the token is still required.
+func TestRemoteEndpointServesHTTPSOnly(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	cert, key := ca.Issue(t, t.TempDir(), "admin")
+	const token = "0123456789abcdef-token"
+	slowRelease = make(chan struct{})
+	close(slowRelease)
+	_, m, started := startKernel(t, "admin.listen=0.0.0.0:0", "admin.allowRemote=true", "admin.token="+token,
+		"tls.server.certPath="+cert, "tls.server.keyPath="+key)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	port := m.Addr().(*net.TCPAddr).Port
+	pem, _ := os.ReadFile(ca.CertPath)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	call := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("https: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := call(token); code != http.StatusOK {
+		t.Fatalf("https with token: %d", code)
+	}
+	if code := call(""); code != http.StatusUnauthorized {
+		t.Fatalf("https without token: %d", code)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("plain HTTP served off loopback")
+		}
 	}
 }

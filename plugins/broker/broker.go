@@ -21,6 +21,8 @@ import (
 	"github.com/mqd/mqd/discovery"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/acl"
+	"github.com/mqd/mqd/protocols/remoting/secure"
 	"github.com/mqd/mqd/storage"
 )
 
@@ -76,6 +78,10 @@ type Broker struct {
 	// of one address), so that the group's route never goes empty.
 	keepRegistration atomic.Bool
 
+	// sec is the ACL and TLS of the remoting and HA ports and the signing
+	// of the broker's own requests (protocols/remoting/secure).
+	sec *secure.Endpoint
+
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -98,6 +104,11 @@ func (b *Broker) Provision(ctx kernel.Context) error {
 	if ctx.Config.Bool("broker.enableControllerMode") {
 		return b.provisionReplicas(ctx) // the role's broker is built at Start
 	}
+	sec, err := secure.Setup(ctx.Config, b.cfg.AclEnable, acl.Broker, b.log)
+	if err != nil {
+		return err
+	}
+	b.sec = sec
 	b.provisionOps(ctx)
 	b.storeSyncFlush = strings.EqualFold(strings.TrimSpace(b.storeCfg.FlushDiskType), storage.SyncFlush)
 	engine := storage.EngineModule(ctx.Config.String("store.engine"))
@@ -153,8 +164,9 @@ func (b *Broker) Start() error {
 	if err != nil {
 		return fmt.Errorf("broker listen on port %d: %w", b.cfg.ListenPort, err)
 	}
-	b.listener = ln
 	port := ln.Addr().(*net.TCPAddr).Port
+	ln = b.sec.Listen(ln)
+	b.listener = ln
 	ip := b.cfg.BrokerIP1
 	if ip == "" {
 		ip = defaultAdvertiseIP()
@@ -172,11 +184,13 @@ func (b *Broker) Start() error {
 		MaxConns:        b.cfg.MaxConnections,
 		MaxConnsPerHost: b.cfg.MaxConnectionsPerHost,
 		MaxInflight:     b.cfg.MaxInflightRequests,
+		Guard:           b.sec.Guard(),
 		Logger:          b.log,
 	})
+	b.sec.Start()
 	b.registerHandlers()
 	b.server.OnClose(b.onConnClose)
-	b.nsClient = remoting.NewClient(remoting.ClientConfig{Logger: b.log})
+	b.nsClient = remoting.NewClient(b.sec.Client(remoting.ClientConfig{Logger: b.log}))
 	b.store.SetArrivalListener(b.notifyArrival) // wakes schedule levels, timers and parked pulls
 
 	if b.controlled != nil {
@@ -232,8 +246,18 @@ func (b *Broker) Stop(ctx context.Context) error {
 		if b.nsClient != nil {
 			b.nsClient.Close()
 		}
+		b.sec.Close()
 	})
 	return err
+}
+
+// ServedCodes lists the request codes the broker's port answers (nil
+// before Start).
+func (b *Broker) ServedCodes() []int16 {
+	if b.server == nil {
+		return nil
+	}
+	return b.server.Codes()
 }
 
 // Addr returns the advertised broker address (brokerIP1:port).

@@ -31,6 +31,7 @@ type Config struct {
 	MaxConnections              int    `koanf:"maxConnections"`
 	MaxConnectionsPerHost       int    `koanf:"maxConnectionsPerHost"`
 	MaxInflightRequests         int    `koanf:"maxInflightRequests"`
+	AclEnable                   bool   `koanf:"aclEnable"`
 	TraceTopicEnable            bool   `koanf:"traceTopicEnable"`
 	MsgTraceTopicName           string `koanf:"msgTraceTopicName"`
 	StoreReplyMessageEnable     bool   `koanf:"storeReplyMessageEnable"`
@@ -86,6 +87,7 @@ func init() {
 		config.Key{Path: "broker.maxFrameSize", Role: "broker", Default: 16 << 20, Doc: "largest remoting frame accepted, bytes"},
 		config.Key{Path: "broker.maxConnections", Role: "broker", Default: 10000, Doc: "open connections accepted; one more is closed at once (0: no bound)"},
 		config.Key{Path: "broker.maxConnectionsPerHost", Role: "broker", Default: 2000, Doc: "open connections accepted from one remote IP address (0: no bound)"},
+		b("aclEnable", false, "check every request against the plain ACL file (acl.file, default conf/plain_acl.yml): signature, account, topic and group permissions, admin-only requests"),
 		config.Key{Path: "broker.maxInflightRequests", Role: "broker", Default: 10000,
 			Doc: "requests of one connection handled at once, parked pulls included; one more is answered SYSTEM_BUSY (0: no bound)"},
 		b("traceTopicEnable", false, "create the message trace topic"),

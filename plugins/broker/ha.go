@@ -167,7 +167,7 @@ func (h *haService) haPort() int {
 
 func (h *haService) transportOptions() transport.Options {
 	o := transport.Options{BatchSize: h.opts.TransferBatchSize, Heartbeat: h.opts.Heartbeat(),
-		Housekeeping: h.opts.Housekeeping(), Reconnect: h.opts.Reconnect(), Logger: h.log}
+		Housekeeping: h.opts.Housekeeping(), Reconnect: h.opts.Reconnect(), TLS: h.b.sec.ClientTLS, Logger: h.log}
 	if rm := h.b.controlled; rm != nil {
 		o.BrokerID = rm.brokerID.Load() // the master's SyncStateSet knows replicas by id
 	}
@@ -251,6 +251,7 @@ func (b *Broker) startHA() error {
 	if err != nil {
 		return fmt.Errorf("HA listen on port %d (haListenPort): %w", h.haPort(), err)
 	}
+	ln = h.b.sec.Listen(ln) // the HA port has the remoting port's TLS mode
 	h.haLn = ln
 	h.master = transport.NewMaster(h.repl, h.transportOptions())
 	h.replicator.Attach(h.master)

@@ -26,7 +26,9 @@ import (
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/kernel/fsutil"
 	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/acl"
 	"github.com/mqd/mqd/protocols/remoting/body"
+	"github.com/mqd/mqd/protocols/remoting/secure"
 	"github.com/mqd/mqd/storage"
 )
 
@@ -107,7 +109,8 @@ type replicaManager struct {
 	haAddr      string // advertised HA address
 	storeRoot   string
 	controllers []string
-	client      *remoting.Client
+	client      *remoting.Client // to controllers
+	peerClient  *remoting.Client // to other brokers of the group
 	epochs      *epochFile
 	brokerID    atomic.Int64 // 0 until the controller assigned one
 	// base is the origin of leaseAt: monotonic time, so that a step of
@@ -226,7 +229,19 @@ func (b *Broker) Current() *Broker {
 // start registers with the controller and starts the first role, waiting
 // at most firstRoleWait for it; the rest happens in the background.
 func (rm *replicaManager) start() error {
-	rm.client = remoting.NewClient(remoting.ClientConfig{Logger: rm.log})
+	// Controllers embedded in an ACL-enforcing name server check the
+	// signature on the name server's port; the controller's own port has no
+	// TLS, a broker's port may have (docs/security.md).
+	cc := remoting.ClientConfig{Logger: rm.log}
+	if cr, ok := acl.CredentialsFrom(rm.cfgBase); ok {
+		cc.Sign, _ = acl.Signer(cr)
+	}
+	pc, err := secure.ClientFromConfig(rm.cfgBase, remoting.ClientConfig{Logger: rm.log})
+	if err != nil {
+		return err
+	}
+	rm.peerClient = remoting.NewClient(pc)
+	rm.client = remoting.NewClient(cc)
 	rm.registerAdmin()
 	first := make(chan struct{})
 	rm.wg.Add(1)
@@ -255,6 +270,7 @@ func (rm *replicaManager) stopAll(ctx context.Context) error {
 	defer rm.mu.Unlock()
 	err := rm.stopInnerLocked(ctx)
 	rm.client.Close()
+	rm.peerClient.Close()
 	return err
 }
 
@@ -838,7 +854,7 @@ func (rm *replicaManager) prepare(b *Broker) error {
 func (rm *replicaManager) fetchEpochs(b *Broker, addr string) ([]EpochEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	resp, err := rm.client.Invoke(ctx, addr, remoting.NewRequest(remoting.GetBrokerEpochCache, nil, nil))
+	resp, err := rm.peerClient.Invoke(ctx, addr, remoting.NewRequest(remoting.GetBrokerEpochCache, nil, nil))
 	if err != nil {
 		return nil, err
 	}

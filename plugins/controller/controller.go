@@ -32,6 +32,7 @@ import (
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/kernel/config"
 	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/secure"
 )
 
 // ModuleID is the controller's module ID.
@@ -85,7 +86,10 @@ type Controller struct {
 	mux      *mux
 	server   *remoting.Server
 	notifier *remoting.Client
-	admin    *kernel.AdminRegistry
+	// notifierCfg carries the signing and TLS of role-change notices;
+	// zero (plain, unsigned) for a controller built without configuration.
+	notifierCfg remoting.ClientConfig
+	admin       *kernel.AdminRegistry
 	// limits of the peer port's remoting server: the name server's
 	// maxConnections, maxConnectionsPerHost, maxInflightRequests.
 	limits [3]int
@@ -111,6 +115,13 @@ func (c *Controller) Provision(ctx kernel.Context) error {
 	if err := ctx.Config.Unmarshal("controller", &c.cfg); err != nil {
 		return fmt.Errorf("controller config: %w", err)
 	}
+	// Role-change notices go to brokers' ports, which may check signatures
+	// and speak TLS.
+	cc, err := secure.ClientFromConfig(ctx.Config, remoting.ClientConfig{Logger: c.log})
+	if err != nil {
+		return err
+	}
+	c.notifierCfg = cc
 	return c.provision()
 }
 
@@ -163,7 +174,9 @@ func (c *Controller) Start() error {
 		return err
 	}
 	c.cons = cons
-	c.notifier = remoting.NewClient(remoting.ClientConfig{Logger: c.log})
+	nc := c.notifierCfg
+	nc.Logger = c.log
+	c.notifier = remoting.NewClient(nc)
 	c.server = remoting.NewServer(remoting.ServerConfig{Logger: c.log,
 		MaxConns: c.limits[0], MaxConnsPerHost: c.limits[1], MaxInflight: c.limits[2]})
 	c.RegisterHandlers(c.server)

@@ -23,6 +23,7 @@ type Config struct {
 	MaxConnections                  int    `koanf:"maxConnections"`
 	MaxConnectionsPerHost           int    `koanf:"maxConnectionsPerHost"`
 	MaxInflightRequests             int    `koanf:"maxInflightRequests"`
+	AclEnable                       bool   `koanf:"aclEnable"`
 }
 
 // keys are the namesrv.* keys this package implements.
@@ -45,6 +46,8 @@ var keys = []config.Key{
 		Doc: "open connections accepted; one more is closed at once (0: no bound)"},
 	{Path: "namesrv.maxConnectionsPerHost", Role: "namesrv", Default: 2000,
 		Doc: "open connections accepted from one remote IP address (0: no bound)"},
+	{Path: "namesrv.aclEnable", Role: "namesrv", RocketMQ: []string{"aclEnable"}, Default: false,
+		Doc: "check every request against the plain ACL file (acl.file): signature and account; admin-only requests (broker registration, KV config, permissions) need an admin account"},
 	{Path: "namesrv.maxInflightRequests", Role: "namesrv", Default: 10000,
 		Doc: "requests of one connection handled at once; one more is answered SYSTEM_BUSY (0: no bound)"},
 }

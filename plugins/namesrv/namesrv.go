@@ -20,7 +20,9 @@ import (
 	"github.com/mqd/mqd/discovery"
 	"github.com/mqd/mqd/kernel"
 	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/acl"
 	"github.com/mqd/mqd/protocols/remoting/body"
+	"github.com/mqd/mqd/protocols/remoting/secure"
 )
 
 func init() { kernel.RegisterModule(new(Namesrv)) }
@@ -40,6 +42,9 @@ type Namesrv struct {
 	// controller, with enableControllerInNamesrv, serves its requests on
 	// this port too (it also listens on its own peer address).
 	controller handlerProvider
+	// sec is the port's ACL and TLS (protocols/remoting/secure); nil when
+	// provisioned without a configuration.
+	sec *secure.Endpoint
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -58,6 +63,11 @@ func (n *Namesrv) Provision(ctx kernel.Context) error {
 		if err := ctx.Config.Unmarshal("namesrv", &cfg); err != nil {
 			return fmt.Errorf("namesrv config: %w", err)
 		}
+		sec, err := secure.Setup(ctx.Config, cfg.AclEnable, acl.Namesrv, ctx.Logger)
+		if err != nil {
+			return err
+		}
+		n.sec = sec
 		if ctx.Config.Bool("namesrv.enableControllerInNamesrv") {
 			m, err := ctx.LoadModule(controllerModule)
 			if err != nil {
@@ -120,6 +130,7 @@ func (n *Namesrv) Start() error {
 	if err != nil {
 		return fmt.Errorf("namesrv listen: %w", err)
 	}
+	ln = n.sec.Listen(ln)
 	n.listener = ln
 	idle := time.Duration(cfg.ServerChannelMaxIdleTimeSeconds) * time.Second
 	if idle == 0 {
@@ -131,8 +142,10 @@ func (n *Namesrv) Start() error {
 		MaxConns:        cfg.MaxConnections,
 		MaxConnsPerHost: cfg.MaxConnectionsPerHost,
 		MaxInflight:     cfg.MaxInflightRequests,
+		Guard:           n.sec.Guard(),
 		Logger:          n.log,
 	})
+	n.sec.Start()
 	n.registerHandlers(n.server)
 	if n.controller != nil {
 		n.controller.RegisterHandlers(n.server)
@@ -168,6 +181,15 @@ func (n *Namesrv) Start() error {
 	return nil
 }
 
+// ServedCodes lists the request codes the name server's port answers,
+// an embedded controller's included (nil before Start).
+func (n *Namesrv) ServedCodes() []int16 {
+	if n.server == nil {
+		return nil
+	}
+	return n.server.Codes()
+}
+
 // Addr returns a dialable address of the listener: its actual address, with an
 // unspecified host (the listener binds every interface) reported as 127.0.0.1.
 // It is "" before Start.
@@ -200,6 +222,7 @@ func (n *Namesrv) Stop(ctx kernel.StopContext) error {
 			}
 		}
 		n.wg.Wait()
+		n.sec.Close()
 		if n.kv != nil {
 			if err := n.kv.Persist(); err != nil {
 				errs = append(errs, err)

@@ -2,6 +2,7 @@ package remoting
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -23,14 +24,23 @@ type ClientConfig struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one socket write (default: IdleTimeout).
 	WriteTimeout time.Duration
-	Logger       zerolog.Logger
+	// Sign, if set, signs every request sent (ACL credentials).
+	Sign Signer
+	// TLS, if set, dials every connection over TLS.
+	TLS    *tls.Config
+	Logger zerolog.Logger
 }
+
+// Signer returns the request to send in place of req, signed; it must not
+// modify req.
+type Signer func(req *Command) *Command
 
 // Client is a remoting client: one connection per address, requests multiplexed
 // by opaque, server-initiated requests dispatched to handlers.
 type Client struct {
 	cfg    connConfig
 	dialer net.Dialer
+	tls    *tls.Config
 
 	handlers atomic.Pointer[map[int16]Handler]
 	hmu      sync.Mutex
@@ -61,7 +71,8 @@ func (o clientOwner) release()                   {}
 func NewClient(cfg ClientConfig) *Client {
 	sc := ServerConfig{MaxFrameSize: cfg.MaxFrameSize, IdleTimeout: cfg.IdleTimeout,
 		WriteTimeout: cfg.WriteTimeout, Logger: cfg.Logger}
-	c := &Client{cfg: sc.connConfig(), conns: make(map[string]*clientEntry)}
+	c := &Client{cfg: sc.connConfig(), conns: make(map[string]*clientEntry), tls: cfg.TLS}
+	c.cfg.sign = cfg.Sign
 	c.dialer.Timeout = cfg.DialTimeout
 	if c.dialer.Timeout <= 0 {
 		c.dialer.Timeout = 3 * time.Second
@@ -134,7 +145,14 @@ func (c *Client) Conn(ctx context.Context, addr string) (*Conn, error) {
 }
 
 func (c *Client) dial(ctx context.Context, addr string, e *clientEntry) {
-	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if c.tls != nil {
+		d := tls.Dialer{NetDialer: &c.dialer, Config: c.tls}
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		nc, err = c.dialer.DialContext(ctx, "tcp", addr)
+	}
 	c.mu.Lock()
 	switch {
 	case err != nil:

@@ -51,6 +51,8 @@ type connConfig struct {
 	idle         time.Duration // <= 0: no idle timeout
 	writeTimeout time.Duration // <= 0: none
 	maxInflight  int32         // <= 0: no bound
+	guard        Guard         // server side: runs before handlers
+	sign         Signer        // client side: signs outgoing requests
 	log          zerolog.Logger
 }
 
@@ -177,6 +179,9 @@ func (c *Conn) Invoke(ctx context.Context, req *Command) (*Command, error) {
 	c.pending[opaque] = cl
 	c.pmu.Unlock()
 
+	if c.cfg.sign != nil {
+		req = c.cfg.sign(req)
+	}
 	if err := c.write(req, opaque, req.Flag&^(FlagResponse|FlagOneway), req.SerializeType); err != nil {
 		c.abandon(opaque, cl)
 		return nil, err
@@ -234,6 +239,9 @@ func (c *Conn) complete(resp *Command) {
 func (c *Conn) InvokeOneway(req *Command) error {
 	if req == nil {
 		return errors.New("remoting: nil request")
+	}
+	if c.cfg.sign != nil {
+		req = c.cfg.sign(req)
 	}
 	return c.write(req, nextOpaque(), req.Flag&^FlagResponse|FlagOneway, req.SerializeType)
 }
@@ -335,7 +343,13 @@ func (c *Conn) dispatch(req *Command) {
 func (c *Conn) run(h Handler, req *Command) {
 	defer c.owner.release()
 	defer c.inflight.Add(-1)
-	resp := c.call(h, req)
+	var resp *Command
+	if g := c.cfg.guard; g != nil {
+		resp = g(c, req)
+	}
+	if resp == nil {
+		resp = c.call(h, req)
+	}
 	if resp == nil {
 		return
 	}

@@ -17,6 +17,11 @@ import (
 // returned command itself is not modified, so handlers may return shared ones.
 type Handler func(conn *Conn, req *Command) *Command
 
+// Guard admits or refuses a request before its handler runs (access control):
+// nil admits it, anything else is the answer instead of the handler's. It
+// runs on the request's goroutine, only for codes that have a handler.
+type Guard func(conn *Conn, req *Command) *Command
+
 // DefaultIdleTimeout closes connections that send nothing for this long, like
 // Java's channel idle timeout and the Go client's read timeout.
 const DefaultIdleTimeout = 120 * time.Second
@@ -43,12 +48,14 @@ type ServerConfig struct {
 	// SYSTEM_BUSY at once, as RocketMQ answers when its queues are full, and
 	// the connection stays open: the peer backs off.
 	MaxInflight int
-	Logger      zerolog.Logger
+	// Guard, if set, checks every request before its handler (ACL).
+	Guard  Guard
+	Logger zerolog.Logger
 }
 
 func (cfg ServerConfig) connConfig() connConfig {
 	c := connConfig{maxFrame: cfg.MaxFrameSize, idle: cfg.IdleTimeout, writeTimeout: cfg.WriteTimeout, log: cfg.Logger,
-		maxInflight: int32(max(cfg.MaxInflight, 0))}
+		maxInflight: int32(max(cfg.MaxInflight, 0)), guard: cfg.Guard}
 	if c.maxFrame <= 0 {
 		c.maxFrame = DefaultMaxFrameSize
 	}
@@ -132,6 +139,16 @@ func withHandler(m map[int16]Handler, code int16, h Handler) *map[int16]Handler 
 }
 
 func (s *Server) handler(code int16) Handler { return (*s.handlers.Load())[code] }
+
+// Codes lists the request codes with a handler, in no order.
+func (s *Server) Codes() []int16 {
+	m := *s.handlers.Load()
+	codes := make([]int16, 0, len(m))
+	for c := range m {
+		codes = append(codes, c)
+	}
+	return codes
+}
 
 // OnConnect registers a hook run when a connection is accepted, before its
 // first request is read.

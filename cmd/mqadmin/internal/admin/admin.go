@@ -6,6 +6,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/acl"
 )
 
 // DefaultTimeout bounds one request, as the Java admin's 3 s timeoutMillis, with
@@ -29,9 +31,25 @@ type Admin struct {
 	c       *remoting.Client
 }
 
+// Option adjusts the connections of an Admin.
+type Option func(*remoting.ClientConfig)
+
+// WithCredentials signs every request with an ACL account, as RocketMQ's
+// mqadmin does with the keys of conf/tools.yml.
+func WithCredentials(c acl.Credentials) Option {
+	return func(cc *remoting.ClientConfig) {
+		if sign, err := acl.Signer(c); err == nil {
+			cc.Sign = sign
+		}
+	}
+}
+
+// WithTLS dials over TLS.
+func WithTLS(cfg *tls.Config) Option { return func(cc *remoting.ClientConfig) { cc.TLS = cfg } }
+
 // New returns an Admin for the name servers in addrs ("host:port;host:port").
 // addrs may be empty for commands that only talk to a broker.
-func New(addrs string, timeout time.Duration) *Admin {
+func New(addrs string, timeout time.Duration, opts ...Option) *Admin {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -41,8 +59,11 @@ func New(addrs string, timeout time.Duration) *Admin {
 			ns = append(ns, a)
 		}
 	}
-	return &Admin{namesrv: ns, timeout: timeout,
-		c: remoting.NewClient(remoting.ClientConfig{DialTimeout: timeout, Logger: zerolog.Nop()})}
+	cc := remoting.ClientConfig{DialTimeout: timeout, Logger: zerolog.Nop()}
+	for _, o := range opts {
+		o(&cc)
+	}
+	return &Admin{namesrv: ns, timeout: timeout, c: remoting.NewClient(cc)}
 }
 
 // NameServers returns the configured name server addresses.

@@ -410,3 +410,39 @@ func TestUsageExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestACLCredentials (#16): against a broker and name server enforcing ACL,
+// mqadmin signs with the account of $ROCKETMQ_HOME/conf/tools.yml, as
+// RocketMQ's does, or of --accessKey/--secretKey; admin commands need an
+// admin account, and unsigned ones are refused.
+func TestACLCredentials(t *testing.T) {
+	dir := t.TempDir()
+	aclPath := filepath.Join(dir, "plain_acl.yml")
+	os.WriteFile(aclPath, []byte("accounts:\n  - accessKey: opsAdmin\n    secretKey: opsSecret1\n    admin: true\n"+
+		"  - accessKey: appUser\n    secretKey: appSecret1\n    defaultTopicPerm: PUB|SUB\n"), 0o600)
+	home := filepath.Join(dir, "home")
+	os.MkdirAll(filepath.Join(home, "conf"), 0o755)
+	os.WriteFile(filepath.Join(home, "conf", "tools.yml"), []byte("accessKey: opsAdmin\nsecretKey: opsSecret1\n"), 0o600)
+	c := tests.StartCluster(t, tests.ClusterOptions{
+		Broker:  []string{"broker.metricsAddr=127.0.0.1:0", "aclEnable=true", "acl.file=" + aclPath, "acl.accessKey=opsAdmin", "acl.secretKey=opsSecret1"},
+		Namesrv: []string{"aclEnable=true", "acl.file=" + aclPath},
+	})
+	run := func(env map[string]string, args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := Main(append(args, "-n", c.NameSrvAddr), IO{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }})
+		return out.String() + errb.String(), code
+	}
+	topic := tests.UniqueName("ACLADMIN")
+	if out, code := run(map[string]string{"ROCKETMQ_HOME": home}, "updateTopic", "-b", c.BrokerAddr, "-t", topic); code != 0 {
+		t.Fatalf("updateTopic signed with tools.yml: exit %d: %s", code, out)
+	}
+	if out, code := run(nil, "updateTopic", "-b", c.BrokerAddr, "-t", topic+"2", "--accessKey", "appUser", "--secretKey", "appSecret1"); code == 0 || !strings.Contains(out, "Need admin permission") {
+		t.Fatalf("updateTopic as a normal account: exit %d: %s", code, out)
+	}
+	if out, code := run(nil, "clusterList"); code == 0 || !strings.Contains(out, "No accessKey") {
+		t.Fatalf("unsigned clusterList: exit %d: %s", code, out)
+	}
+	if out, code := run(nil, "clusterList", "--accessKey", "appUser", "--secretKey", "appSecret1"); code != 0 {
+		t.Fatalf("clusterList as a normal account: exit %d: %s", code, out)
+	}
+}

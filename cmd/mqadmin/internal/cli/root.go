@@ -8,19 +8,23 @@
 package cli
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mqd/mqd/cmd/internal/cmdline"
 	"github.com/mqd/mqd/cmd/mqadmin/internal/admin"
+	"github.com/mqd/mqd/protocols/remoting/acl"
 )
 
 // IO is what Main talks to; tests replace it.
@@ -42,6 +46,9 @@ type env struct {
 	timeout time.Duration
 	output  string
 	adm     *admin.Admin
+
+	accessKey, secretKey string
+	useTLS               bool
 }
 
 func (e *env) admin() *admin.Admin {
@@ -50,9 +57,54 @@ func (e *env) admin() *admin.Admin {
 		if ns == "" {
 			ns = e.getenv("NAMESRV_ADDR")
 		}
-		e.adm = admin.New(ns, e.timeout)
+		e.adm = admin.New(ns, e.timeout, e.connOptions()...)
 	}
 	return e.adm
+}
+
+// toolsFile is where RocketMQ's mqadmin reads the ACL account it signs with,
+// under ROCKETMQ_HOME (mqd's mqadmin also looks in the working directory).
+const toolsFile = "conf/tools.yml"
+
+// connOptions are the ACL credentials (conf/tools.yml, or --accessKey and
+// --secretKey) and TLS (--tls) of the admin's connections.
+func (e *env) connOptions() []admin.Option {
+	var opts []admin.Option
+	cr := acl.Credentials{AccessKey: e.accessKey, SecretKey: e.secretKey}
+	if cr.AccessKey == "" {
+		cr = e.toolsCredentials()
+	}
+	if cr.AccessKey != "" {
+		opts = append(opts, admin.WithCredentials(cr))
+	}
+	if e.useTLS {
+		opts = append(opts, admin.WithTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}))
+	}
+	return opts
+}
+
+func (e *env) toolsCredentials() acl.Credentials {
+	var paths []string
+	if home := e.getenv("ROCKETMQ_HOME"); home != "" {
+		paths = append(paths, filepath.Join(home, toolsFile))
+	}
+	paths = append(paths, toolsFile)
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var f struct {
+			AccessKey string `yaml:"accessKey"`
+			SecretKey string `yaml:"secretKey"`
+		}
+		if err := yaml.Unmarshal(data, &f); err != nil {
+			fmt.Fprintf(e.errOut, "mqadmin: %s: %v (requests go unsigned)\n", p, err)
+			return acl.Credentials{}
+		}
+		return acl.Credentials{AccessKey: f.AccessKey, SecretKey: f.SecretKey}
+	}
+	return acl.Credentials{}
 }
 
 func (e *env) json() bool { return e.output == "json" }
@@ -96,6 +148,9 @@ The name server comes from -n or the NAMESRV_ADDR environment variable.`,
 	cmdline.RequireSubcommand(root)
 	root.PersistentFlags().StringVarP(&e.namesrv, "namesrvAddr", "n", "", "name server address list, eg: 192.168.0.1:9876;192.168.0.2:9876 (default $NAMESRV_ADDR)")
 	root.PersistentFlags().DurationVar(&e.timeout, "timeout", admin.DefaultTimeout, "timeout of one request")
+	root.PersistentFlags().StringVar(&e.accessKey, "accessKey", "", "ACL account to sign requests with (default: accessKey of $ROCKETMQ_HOME/conf/tools.yml or ./conf/tools.yml)")
+	root.PersistentFlags().StringVar(&e.secretKey, "secretKey", "", "secret key of --accessKey")
+	root.PersistentFlags().BoolVar(&e.useTLS, "tls", false, "connect over TLS (RocketMQ's -Dtls.enable=true), without verifying the server certificate")
 	for _, c := range commands(e) {
 		root.AddCommand(c)
 	}

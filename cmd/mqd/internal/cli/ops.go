@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -237,6 +239,45 @@ func getenv(sys IO, key string) string {
 	return ""
 }
 
+// adminEndpoint is the URL base and HTTP client for an admin address. The
+// endpoint serves plain HTTP on loopback and HTTPS anywhere else
+// (docs/security.md); an explicit http:// or https:// prefix wins. The
+// server certificate is verified against $MQD_ADMIN_CACERT when set, else
+// against the system roots.
+func adminEndpoint(addr string) (string, *http.Client, error) {
+	if strings.HasPrefix(addr, "http://") {
+		return addr, http.DefaultClient, nil
+	}
+	if !strings.HasPrefix(addr, "https://") {
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && !isLoopbackHost(host) {
+			addr = "https://" + addr
+		} else {
+			return "http://" + addr, http.DefaultClient, nil
+		}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca := os.Getenv("MQD_ADMIN_CACERT"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return "", nil, fmt.Errorf("MQD_ADMIN_CACERT: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return "", nil, fmt.Errorf("MQD_ADMIN_CACERT %s: no PEM certificate", ca)
+		}
+	}
+	return addr, &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" || host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // adminGet fetches path from the admin endpoint.
 func adminGet(addr, path, token string) (int, []byte, error) {
 	return adminCall(http.MethodGet, addr, path, token, 10*time.Second)
@@ -247,14 +288,18 @@ func adminGet(addr, path, token string) (int, []byte, error) {
 func adminCall(method, addr, path, token string, timeout time.Duration) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
+	base, client, err := adminEndpoint(addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("admin endpoint %s: %v", addr, shortNetErr(err))
 	}
