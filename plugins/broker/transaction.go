@@ -28,6 +28,10 @@ type TransactionConfig struct {
 	TransactionCheckMax           int   `koanf:"transactionCheckMax"`      // checks before discarding
 	TransactionCheckInterval      int64 `koanf:"transactionCheckInterval"` // ms
 	CheckTransactionMessageEnable bool  `koanf:"checkTransactionMessageEnable"`
+	// TransactionMaxPending and TransactionMaxChecksPerRound bound the
+	// check-back service's memory and bursts (mqd-only keys).
+	TransactionMaxPending        int `koanf:"transactionMaxPending"`
+	TransactionMaxChecksPerRound int `koanf:"transactionMaxChecksPerRound"`
 }
 
 func init() {
@@ -45,6 +49,10 @@ func init() {
 			"run the transaction check-back service (CHECK_TRANSACTION_STATE to producers, discard after "+
 				"transactionCheckMax); a RocketMQ 3.x key that mqd honours: false leaves unresolved half "+
 				"messages pending until END_TRANSACTION or until their commit-log file is deleted"),
+		config.Key{Path: "broker.transactionMaxPending", Role: "broker", Default: 100000,
+			Doc: "unresolved half messages the check-back service tracks in memory (about 100 bytes each); beyond it the scan of the half queue pauses and later ones wait on disk until earlier ones resolve"},
+		config.Key{Path: "broker.transactionMaxChecksPerRound", Role: "broker", Default: 5000,
+			Doc: "check-backs (CHECK_TRANSACTION_STATE) sent in one round at most, oldest first; the rest go in the next rounds"},
 	)
 }
 

@@ -295,3 +295,36 @@ func TestTransactionStateReplaysAfterCrash(t *testing.T) {
 		t.Fatalf("real queue max offset %d, want 5 (create + A, C, D, E)", got)
 	}
 }
+
+// TestTransactionPendingBounded (#16): with transactionMaxPending reached,
+// the half-queue scan waits instead of tracking more unresolved half
+// messages; when some resolve, the rest are picked up, and none is lost.
+func TestTransactionPendingBounded(t *testing.T) {
+	h := startDataBroker(t, "broker.checkTransactionMessageEnable=false", "broker.transactionMaxPending=3")
+	const topic, group = "TxBounded", "TxBoundedPG"
+	h.send(topic, 0, "", "create")
+	type half struct{ clo, qo int64 }
+	var halves []half
+	for range 8 {
+		clo, qo, _ := h.sendHalf(topic, 0, group, "")
+		halves = append(halves, half{clo, qo})
+	}
+	WaitTx(t, h.b, func(tx *txService) bool { return len(tx.pending) >= 3 })
+	h.b.tx.mu.Lock()
+	tracked, scan := len(h.b.tx.pending), h.b.tx.scan
+	h.b.tx.mu.Unlock()
+	if tracked > 3+txScanBatch || scan > halves[len(halves)-1].qo && tracked < len(halves) {
+		t.Fatalf("tracked %d half messages, scan at %d; want the scan to stop near 3", tracked, scan)
+	}
+	// Resolve every half, in order: each resolution frees room and the
+	// scan moves on; every commit lands in the real queue.
+	for _, x := range halves {
+		if r := h.invoke(remoting.EndTransaction, endTxExt(group, x.clo, x.qo, tranCommit), nil); r.Code != remoting.Success {
+			t.Fatalf("commit half %d: %d %q", x.qo, r.Code, r.Remark)
+		}
+	}
+	WaitTx(t, h.b, func(tx *txService) bool { return tx.scan > halves[len(halves)-1].qo && len(tx.pending) == 0 })
+	if got := h.b.store.MaxOffset(topic, 0); got != 9 {
+		t.Fatalf("real queue max offset %d, want 9 (create + 8 commits)", got)
+	}
+}

@@ -89,6 +89,9 @@ type txService struct {
 	persisted uint64
 	// lastMirror is the progress last committed to the consumer offsets.
 	lastMirror [2]int64
+	// fullLogged rate-limits the transactionMaxPending warning (scanHalf
+	// runs on one goroutine).
+	fullLogged time.Time
 }
 
 // txCheckState is transactionCheck.json.
@@ -351,8 +354,18 @@ func (t *txService) scanHalf() {
 	entries := make([]halfEntry, 0, txScanBatch)
 	for {
 		t.mu.Lock()
-		from := t.scan
+		from, full := t.scan, t.b.cfg.TransactionMaxPending > 0 && len(t.pending) >= t.b.cfg.TransactionMaxPending
 		t.mu.Unlock()
+		if full {
+			// Bounded memory: later half messages wait on disk, below no
+			// cursor, until earlier ones resolve (docs/security.md).
+			if now := time.Now(); now.Sub(t.fullLogged) >= time.Minute {
+				t.fullLogged = now
+				t.b.log.Warn().Int("pending", t.b.cfg.TransactionMaxPending).Int64("halfOffset", from).
+					Msg("transaction check-back: transactionMaxPending unresolved half messages tracked; the half-queue scan waits for some to resolve")
+			}
+			return
+		}
 		if from >= st.MaxOffset(topicTransHalf, 0) {
 			return
 		}
@@ -438,6 +451,9 @@ func (t *txService) round(now time.Time) {
 	}
 	t.mu.Unlock()
 	slices.Sort(due)
+	if n := cfg.TransactionMaxChecksPerRound; n > 0 && len(due) > n {
+		due = due[:n] // oldest first; the rest next round
+	}
 	var noProducer map[string]int
 	for _, h := range due {
 		t.mu.Lock()
