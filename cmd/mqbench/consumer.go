@@ -73,13 +73,13 @@ func runConsumer(ctx context.Context, o consumerOptions, stdout, stderr io.Write
 	if o.from == "first" {
 		from = consumer.ConsumeFromFirstOffset
 	}
-	c, err := rocketmq.NewPushConsumer(
+	c, err := rocketmq.NewPushConsumer(append([]consumer.Option{
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(splitAddrs(o.namesrv))),
 		consumer.WithGroupName(o.group),
 		consumer.WithConsumerModel(consumer.Clustering),
 		consumer.WithConsumeFromWhere(from),
 		consumer.WithInstance(fmt.Sprintf("mqbench-%d-%d", os.Getpid(), time.Now().UnixNano())),
-	)
+	}, o.consumerSecurity()...)...)
 	if err != nil {
 		return fmt.Errorf("new consumer: %w", err)
 	}

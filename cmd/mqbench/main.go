@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"os"
 	"os/signal"
@@ -19,11 +20,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/mqd/mqd/cmd/internal/cmdline"
+	"github.com/mqd/mqd/protocols/remoting"
+	"github.com/mqd/mqd/protocols/remoting/acl"
 )
 
 func main() {
@@ -89,6 +95,47 @@ type commonOptions struct {
 	output   string
 	duration time.Duration
 	interval time.Duration
+	// ACL account and TLS, like RocketMQ's benchmark -a -ak -sk and
+	// -Dtls.enable=true.
+	accessKey string
+	secretKey string
+	useTLS    bool
+}
+
+// producerSecurity returns the official client's options for the ACL account
+// and TLS flags.
+func (o *commonOptions) producerSecurity() []producer.Option {
+	var opts []producer.Option
+	if o.accessKey != "" {
+		opts = append(opts, producer.WithCredentials(primitive.Credentials{AccessKey: o.accessKey, SecretKey: o.secretKey}))
+	}
+	if o.useTLS {
+		opts = append(opts, producer.WithTls(true))
+	}
+	return opts
+}
+
+func (o *commonOptions) consumerSecurity() []consumer.Option {
+	var opts []consumer.Option
+	if o.accessKey != "" {
+		opts = append(opts, consumer.WithCredentials(primitive.Credentials{AccessKey: o.accessKey, SecretKey: o.secretKey}))
+	}
+	if o.useTLS {
+		opts = append(opts, consumer.WithTls(true))
+	}
+	return opts
+}
+
+// remotingClient is mqd's own client with the same account and TLS.
+func (o *commonOptions) remotingClient() *remoting.Client {
+	cc := remoting.ClientConfig{}
+	if o.accessKey != "" {
+		cc.Sign, _ = acl.Signer(acl.Credentials{AccessKey: o.accessKey, SecretKey: o.secretKey})
+	}
+	if o.useTLS {
+		cc.TLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+	}
+	return remoting.NewClient(cc)
 }
 
 func addCommonFlags(fs *pflag.FlagSet, o *commonOptions, topicUsage string) {
@@ -97,6 +144,9 @@ func addCommonFlags(fs *pflag.FlagSet, o *commonOptions, topicUsage string) {
 	fs.StringVarP(&o.output, "output", "o", "text", "summary format: text or json (json sends the per-interval lines to stderr)")
 	fs.DurationVarP(&o.duration, "duration", "d", 0, "how long to run (0 = until interrupted)")
 	fs.DurationVarP(&o.interval, "interval", "i", time.Second, "stats interval")
+	fs.StringVar(&o.accessKey, "accessKey", "", "ACL account to sign requests with (RocketMQ's benchmark -ak)")
+	fs.StringVar(&o.secretKey, "secretKey", "", "secret key of --accessKey (-sk)")
+	fs.BoolVar(&o.useTLS, "tls", false, "connect over TLS without verifying the certificate (the Go client's WithTls)")
 }
 
 // check returns a usage error for a value out of range.
@@ -112,6 +162,8 @@ func (o *commonOptions) check() error {
 		return cmdline.Usagef("-i must be positive")
 	case len(splitAddrs(o.namesrv)) == 0:
 		return cmdline.Usagef("-n must name at least one name server")
+	case (o.accessKey == "") != (o.secretKey == ""):
+		return cmdline.Usagef("--accessKey and --secretKey go together")
 	}
 	return nil
 }

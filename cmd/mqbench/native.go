@@ -43,7 +43,7 @@ type nativeQueue struct {
 func newNativeSender(ctx context.Context, o producerOptions) (*nativeSender, error) {
 	s := &nativeSender{group: o.group, topic: o.topic, tag: o.tag, timeout: o.timeout}
 	for i := 0; i < o.producers; i++ {
-		s.clients = append(s.clients, remoting.NewClient(remoting.ClientConfig{}))
+		s.clients = append(s.clients, o.remotingClient())
 	}
 	route, err := s.route(ctx, splitAddrs(o.namesrv))
 	if err != nil {

@@ -251,7 +251,7 @@ type goSender struct {
 func newGoSender(ctx context.Context, o producerOptions, body []byte) (*goSender, error) {
 	s := &goSender{topic: o.topic, tag: o.tag}
 	for i := 0; i < o.producers; i++ {
-		p, err := rocketmq.NewProducer(
+		p, err := rocketmq.NewProducer(append([]producer.Option{
 			producer.WithNsResolver(primitive.NewPassthroughResolver(splitAddrs(o.namesrv))),
 			producer.WithGroupName(o.group),
 			// Each producer needs its own client instance: the client shares one
@@ -259,7 +259,7 @@ func newGoSender(ctx context.Context, o producerOptions, body []byte) (*goSender
 			producer.WithInstanceName(fmt.Sprintf("mqbench-%d-%d-%d", os.Getpid(), time.Now().UnixNano(), i)),
 			producer.WithRetry(o.retry),
 			producer.WithSendMsgTimeout(o.timeout),
-		)
+		}, o.producerSecurity()...)...)
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("new producer: %w", err)

@@ -180,13 +180,13 @@ func runTransaction(ctx context.Context, o txOptions, stdout, stderr io.Writer) 
 	rlog.SetLogLevel("fatal")
 	var st txStats
 	l := &txListener{batchID: time.Now().UnixMilli(), st: &st, seen: map[int64]uint32{}}
-	p, err := rocketmq.NewTransactionProducer(l,
+	p, err := rocketmq.NewTransactionProducer(l, append([]producer.Option{
 		producer.WithNsResolver(primitive.NewPassthroughResolver(splitAddrs(o.namesrv))),
 		producer.WithGroupName(o.group),
 		producer.WithInstanceName(fmt.Sprintf("mqbench-tx-%d-%d", os.Getpid(), time.Now().UnixNano())),
 		producer.WithSendMsgTimeout(o.timeout),
 		producer.WithRetry(2),
-	)
+	}, o.producerSecurity()...)...)
 	if err != nil {
 		return fmt.Errorf("transaction producer: %w", err)
 	}
