@@ -161,8 +161,8 @@ func TestTenThousandIdleConnections(t *testing.T) {
 	perConn := (heapDuring - heapBefore) * 1024 / 2000
 	t.Logf("10,000 connections from one host: 2000 held, 8000 refused; broker+test heap %.1f -> %.1f MiB (%.1f KiB per held connection, both ends), goroutines %d -> %d; honest sends p50 %v p99 %v before, p50 %v p99 %v during",
 		heapBefore, heapDuring, perConn, goroutinesBefore, goroutinesDuring, quantile(before, 0.5), quantile(before, 0.99), quantile(during, 0.5), quantile(during, 0.99))
-	if perConn > 64 {
-		t.Errorf("an idle connection costs %.1f KiB of heap; want at most 64", perConn)
+	if perConn > 24 {
+		t.Errorf("an idle connection costs %.1f KiB of heap; want at most 24", perConn)
 	}
 }
 

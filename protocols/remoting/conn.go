@@ -92,6 +92,35 @@ type Conn struct {
 
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// The read path (serve): between bursts a connection waits on park,
+	// its read buffer back in readers, so an idle connection holds
+	// parkSize bytes instead of readBufferSize (docs/security.md, Limits).
+	park [parkSize]byte
+	pre  parkedReader
+}
+
+// parkSize is what an idle connection's first read after a pause takes: a
+// typical request (a 1 KiB send with its header) fits, so steady sync
+// traffic costs no more reads than with the full buffer.
+const parkSize = 4 << 10
+
+// readers holds the read buffers of connections that are between bursts.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// parkedReader yields the bytes of the park read, then reads the socket.
+type parkedReader struct {
+	nc  net.Conn
+	buf []byte
+}
+
+func (r *parkedReader) Read(p []byte) (int, error) {
+	if len(r.buf) > 0 {
+		n := copy(p, r.buf)
+		r.buf = r.buf[n:]
+		return n, nil
+	}
+	return r.nc.Read(p)
 }
 
 func newConn(nc net.Conn, o owner, cfg connConfig) *Conn {
@@ -265,7 +294,14 @@ func (e *encodeError) Unwrap() error { return e.err }
 // serve reads frames until the connection fails or closes, then closes it and
 // logs why. Requests run on their own goroutines; responses complete Invokes.
 func (c *Conn) serve() error {
-	br := bufio.NewReaderSize(c.nc, readBufferSize)
+	var br *bufio.Reader
+	defer func() {
+		if br != nil {
+			br.Reset(nil)
+			readers.Put(br)
+		}
+	}()
+	c.pre.nc = c.nc
 	var err error
 	var deadlineSet time.Time
 	for {
@@ -277,6 +313,27 @@ func (c *Conn) serve() error {
 				c.nc.SetReadDeadline(now.Add(c.cfg.idle))
 				deadlineSet = now
 			}
+		}
+		if br == nil || (br.Buffered() == 0 && len(c.pre.buf) == 0) {
+			// Between frames with nothing buffered: wait without a read
+			// buffer. A read that brings bytes and an error hands the bytes
+			// on; the next read reports the error again.
+			if br != nil {
+				br.Reset(nil)
+				readers.Put(br)
+				br = nil
+			}
+			var n int
+			n, err = c.nc.Read(c.park[:])
+			if n == 0 {
+				if err == nil {
+					continue
+				}
+				break
+			}
+			c.pre.buf = c.park[:n]
+			br = readers.Get().(*bufio.Reader)
+			br.Reset(&c.pre)
 		}
 		var cmd *Command
 		cmd, err = ReadCommand(br, c.cfg.maxFrame)
