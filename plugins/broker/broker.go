@@ -222,7 +222,7 @@ func (b *Broker) Start() error {
 			b.log.Error().Err(err).Msg("broker server stopped")
 		}
 	}()
-	b.log.Info().Str("role", "broker").Str("addr", ln.Addr().String()).Str("advertised", b.addr).
+	b.sec.Describe(b.log.Info()).Str("role", "broker").Str("addr", ln.Addr().String()).Str("advertised", b.addr).
 		Str("brokerName", b.cfg.BrokerName).Int64("brokerId", b.cfg.BrokerID).Msg("listening")
 	return nil
 }

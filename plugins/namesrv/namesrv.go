@@ -177,7 +177,7 @@ func (n *Namesrv) Start() error {
 		}()
 		n.log.Info().Str("mode", string(n.watcher.MQDModule().ID)).Msg("serving routes from the discovery registry too")
 	}
-	n.log.Info().Str("role", "namesrv").Str("addr", ln.Addr().String()).Msg("listening")
+	n.sec.Describe(n.log.Info()).Str("role", "namesrv").Str("addr", ln.Addr().String()).Msg("listening")
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -293,7 +294,40 @@ func TestReloadKeepsLastGoodRules(t *testing.T) {
 	}
 }
 
+// sendV1 is a SEND_MESSAGE header with RocketMQ's long field names, as
+// the Java client and mqbench's native client send it.
+func sendV1(topic string) map[string]string {
+	return map[string]string{"producerGroup": "PG", "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+		"queueId": "0", "sysFlag": "0", "bornTimestamp": "1700000000000", "flag": "0",
+		"properties": "UNIQ_KEY\x017F0000010001ABCDEF\x02WAIT\x01true\x02", "reconsumeTimes": "0", "unitMode": "false", "batch": "false"}
+}
+
+func TestSortedLikeTheClient(t *testing.T) {
+	v := openRules(t, testFile, Broker)
+	ext := sendV1("topicB")
+	for i := range 40 { // more fields than the stack array holds
+		ext[fmt.Sprintf("x%02d", i)] = fmt.Sprint(i)
+	}
+	ext["ab"], ext["ab\x01"], ext["a"] = "1", "2", "3" // prefixes that tie
+	if err := v.Check(tcp("127.0.0.1"), signedLikeClient("normalAK", "normalSK", remoting.SendMessage, ext, []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Check(tcp("127.0.0.1"), signedLikeClient("normalAK", "normalSK", remoting.SendMessage, sendV1("topicB"), []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func BenchmarkCheckSend(b *testing.B) {
+	for _, h := range []struct {
+		name string
+		ext  map[string]string
+		code int16
+	}{{"v1", sendV1("topicB"), remoting.SendMessage}, {"v2", sendV2("topicB", "PG"), remoting.SendMessageV2}} {
+		b.Run(h.name, func(b *testing.B) { benchmarkCheck(b, h.code, h.ext) })
+	}
+}
+
+func benchmarkCheck(b *testing.B, code int16, ext map[string]string) {
 	path := filepath.Join(b.TempDir(), "plain_acl.yml")
 	if err := os.WriteFile(path, []byte(testFile), 0o600); err != nil {
 		b.Fatal(err)
@@ -302,7 +336,7 @@ func BenchmarkCheckSend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := signedLikeClient("normalAK", "normalSK", remoting.SendMessageV2, sendV2("topicB", "PG"), make([]byte, 1024))
+	req := signedLikeClient("normalAK", "normalSK", code, ext, make([]byte, 1024))
 	from := tcp("127.0.0.1")
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -94,6 +94,16 @@ func (e *Endpoint) Client(cc remoting.ClientConfig) remoting.ClientConfig {
 	return cc
 }
 
+// Describe adds the endpoint's security to a log line ("tls": the server
+// mode, "acl": whether requests are checked).
+func (e *Endpoint) Describe(ev *zerolog.Event) *zerolog.Event {
+	mode := tlsconf.Disabled
+	if e != nil && e.TLS != nil {
+		mode = e.TLS.Mode()
+	}
+	return ev.Str("tls", mode.String()).Bool("acl", e != nil && e.ACL != nil)
+}
+
 // Close stops the watchers.
 func (e *Endpoint) Close() {
 	if e == nil {
