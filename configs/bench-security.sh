@@ -69,7 +69,7 @@ import json, sys
 d = json.load(sys.stdin)
 mode, t0, t1, tick, secs = sys.argv[1:]
 cpu = (int(t1) - int(t0)) / int(tick)
-sent, p99, failed = d["sent"], d["latency"]["p99Ms"], d.get("failed", 0)
+sent, p99, failed = d["sent"], d["latency"]["p99Ms"], d["sendFailed"] + d["responseFailed"]
 print("%-8s %9.0f msg/s  broker CPU %6.1f us/msg  p99 %s ms  failed %s" % (mode, sent / float(secs), cpu * 1e6 / max(sent, 1), p99, failed))
 ' "$1" "$t0" "$t1" "$tick" "$secs"
   rm -rf "$dir"

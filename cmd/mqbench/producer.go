@@ -26,6 +26,7 @@ type producerOptions struct {
 	threads   int
 	size      int
 	batch     int
+	rate      int
 	producers int
 	retry     int
 	timeout   time.Duration
@@ -94,7 +95,39 @@ func producerCommand(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVar(&o.group, "group", "benchmark_producer", "producer group")
 	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
+	fs.IntVar(&o.rate, "rate", 0, "requests per second across all goroutines, evenly spaced (0: as fast as the broker answers); for latency at a fixed load")
 	return c
+}
+
+// pacer spaces requests evenly at a fixed rate across every goroutine: each
+// takes the next slot and sleeps until it. A goroutine behind schedule sends
+// at once, so a stall is followed by a catch-up burst, not a lower rate.
+type pacer struct {
+	interval int64 // ns between requests
+	next     atomic.Int64
+}
+
+func newPacer(rate int) *pacer {
+	if rate <= 0 {
+		return nil
+	}
+	p := &pacer{interval: int64(time.Second) / int64(rate)}
+	p.next.Store(time.Now().UnixNano())
+	return p
+}
+
+func (p *pacer) wait(ctx context.Context) {
+	slot := p.next.Add(p.interval) - p.interval
+	d := time.Until(time.Unix(0, slot))
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // check returns a usage error for a value out of range; more producers than
@@ -111,6 +144,8 @@ func (o *producerOptions) check() error {
 		return cmdline.Usagef("-p must be at least 1")
 	case o.client != "go" && o.client != "native":
 		return cmdline.Usagef("--client must be go or native")
+	case o.rate < 0:
+		return cmdline.Usagef("--rate must not be negative")
 	}
 	if err := o.commonOptions.check(); err != nil {
 		return err
@@ -150,6 +185,7 @@ func runProducer(ctx context.Context, o producerOptions, stdout, stderr io.Write
 	fmt.Fprintf(lines, "delayEnable: false delayLevel: 1\nasyncEnable: false\nbatchSize: %d producers: %d client: %s\n", o.batch, o.producers, o.client)
 
 	var st producerStats
+	pace := newPacer(o.rate)
 	prev := st.snapshot(time.Now())
 	report := func(now time.Time) {
 		cur := st.snapshot(now)
@@ -159,6 +195,9 @@ func runProducer(ctx context.Context, o producerOptions, stdout, stderr io.Write
 	res := sendLoad(runCtx, o.threads, o.interval, report, func() (time.Duration, error) {
 		// The send itself is not bound to runCtx: a request in flight when
 		// the run ends completes and is counted, as in RocketMQ's tool.
+		if pace != nil {
+			pace.wait(runCtx)
+		}
 		t0 := time.Now()
 		brokerErr, err := snd.send(context.Background(), body, o.batch)
 		rt := time.Since(t0)
