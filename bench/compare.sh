@@ -21,19 +21,24 @@
 #            32, nats bench js pub async)
 #   lat10k   send latency at a fixed 10,000 msg/s of 1 KiB (mqbench --rate;
 #            nats bench reports no percentiles, so JetStream is left out)
+#   consume  consume 1,000,000 stored 128 B messages (the official Go push
+#            consumer for mqd and RocketMQ, nats bench js consume)
+#   repl     ASYNC_MASTER and SYNC_MASTER with one slave on this host, sync
+#            1 KiB with the Go client and mqbench native; CPU is master + slave
 #   idle     RSS idle and start-to-ready
 # Clients: mqbench's native client and the official Go client (mqbench
 # --client go) for mqd and RocketMQ, RocketMQ's Java benchmark for both when
 # RocketMQ is built, nats bench for NATS.
 #
-# env: DUR (seconds measured per run, default 15), WARM (default 3; RocketMQ
+# env: RESULT (the table's file, default bench/results/DATE-compare.md),
+# DUR (seconds measured per run, default 15), WARM (default 3; RocketMQ
 # gets RMQ_WARM, default 20 s, of load after its start for the JIT),
 # ONLY (space-separated workloads), SYSTEMS (default "mqd rocketmq nats").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${DUR:-15}
 warm=${WARM:-3}
-only=${ONLY:-"sync1k durable batch128 lat10k idle"}
+only=${ONLY:-"sync1k durable batch128 lat10k consume repl idle"}
 systems=${SYSTEMS:-"mqd rocketmq nats"}
 tools=${TOOLS:-$root/bench/.tools}
 refsh=${REFBROKER:-$root/../shared/refbroker}
@@ -57,7 +62,7 @@ NURL=nats://127.0.0.1:24222
 
 echo "building mqd, mqbench; installing nats-server v2.15.2 and natscli v0.5.0 into $tools" >&2
 mkdir -p "$tools"
-(cd "$root" && go build -o "$work/mqd" ./cmd/mqd && go build -o "$work/mqbench" ./cmd/mqbench)
+(cd "$root" && go build -o "$work/mqd" ./cmd/mqd && go build -o "$work/mqbench" ./cmd/mqbench && go build -o "$work/mqadmin" ./cmd/mqadmin)
 [ -x "$tools/nats-server" ] || GOBIN=$tools go install github.com/nats-io/nats-server/v2@v2.15.2
 [ -x "$tools/nats" ] || GOBIN=$tools go install github.com/nats-io/natscli/nats@v0.5.0
 have_rmq=0
@@ -67,7 +72,13 @@ else
   notes+=("RocketMQ 4.9.8 skipped: no build in $BUILD_DIR (see ../shared/refbroker/README.md)")
 fi
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# cpu_ticks PID...: their summed user + system time in clock ticks.
+cpu_ticks() {
+  local p t=0
+  for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
+  echo $t
+}
+spid="" # a slave broker's pid, counted with the broker's CPU when set
 # rss_watch PID FILE: peak VmRSS and RssAnon (kB) of PID, sampled every 0.2 s into FILE.
 rss_watch() {
   local pid=$1 file=$2 r a mr=0 ma=0
@@ -94,13 +105,14 @@ PY
 }
 
 # --- brokers -------------------------------------------------------------
-start_mqd() { # FLUSH
+start_mqd() { # FLUSH [ROLE]
   local dir=$work/mqd-$RANDOM t0
   mkdir -p "$dir"
   t0=$(date +%s%N)
   "$work/mqd" --set namesrv.listenPort=29876 --set broker.listenPort=29911 --set broker.brokerIP1=127.0.0.1 \
     --set store.storePathRootDir="$dir/store" --set namesrv.kvConfigPath="$dir/kv.json" \
-    --set store.flushDiskType="$1" --set admin.listen= --set broker.metricsAddr= --log-format json 2>"$dir/log" &
+    --set store.flushDiskType="$1" --set store.brokerRole="${2:-ASYNC_MASTER}" --set admin.listen= --set broker.metricsAddr= \
+    --log-format json 2>"$dir/log" &
   bpid=$!
   pids+=("$bpid")
   for _ in $(seq 1 200); do grep -q '"ready"' "$dir/log" 2>/dev/null && break; sleep 0.05; done
@@ -109,10 +121,11 @@ start_mqd() { # FLUSH
 }
 stop_mqd() { kill "$bpid" 2>/dev/null || true; wait "$bpid" 2>/dev/null || true; }
 
-start_rmq() { # FLUSH [cold]
-  local t0
+start_rmq() { # FLUSH [cold|ROLE]
+  local t0 role=ASYNC_MASTER
+  case "${2:-}" in *MASTER) role=$2 ;; esac
   t0=$(date +%s%N)
-  bash "$refsh/start.sh" -n 19876 -b 20911 -f "$1" -d "$work/rmq" >"$work/rmq-start.log" 2>&1
+  bash "$refsh/start.sh" -n 19876 -b 20911 -f "$1" -r $role -d "$work/rmq" >"$work/rmq-start.log" 2>&1
   ready_ms=$((($(date +%s%N) - t0) / 1000000))
   bpid=$(cat "$work/rmq/broker-20911/broker.pid")
   ns=$RNS
@@ -149,9 +162,9 @@ mqbench_run() {
   local topic=Cmp$RANDOM
   "$work/mqbench" producer --client "$c" -p 2 -n "$ns" -t "$topic" -w 64 -d "${warm}s" -o json "$@" >/dev/null 2>&1 || true
   rss_watch "$bpid" "$rssf" &
-  t0=$(cpu_ticks "$bpid")
+  t0=$(cpu_ticks $bpid $spid)
   out=$("$work/mqbench" producer --client "$c" -p 2 -n "$ns" -t "$topic" -w 64 -d "${dur}s" -o json "$@" 2>/dev/null)
-  t1=$(cpu_ticks "$bpid")
+  t1=$(cpu_ticks $bpid $spid)
   local sent p99 secs
   read -r sent p99 secs < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["latency"]; print(d["sent"], "%s/%s/%s" % (l["p50Ms"], l["p99Ms"], l["p999Ms"]), d["elapsedSec"])')
   row "$w" "$s" "$c" "$sent" "$secs" $((t1 - t0)) "$rssf" "$p99"
@@ -190,6 +203,55 @@ natsbench_run() {
   row "$w" nats "nats bench js pub $mode" "$msgs" "$secs" $((t1 - t0)) "$rssf" "-"
 }
 
+# consume_run SYSTEM: store 1,000,000 messages of 128 B (batches of 32),
+# then consume them from the first offset with the Go push consumer.
+consume_run() {
+  local s=$1 topic=Consume$RANDOM t0 t1 out rssf=$work/rss.$RANDOM n secs
+  "$work/mqbench" producer --client native -p 2 -n "$ns" -t "$topic" -w 16 -s 128 --batch 32 -d 60s -o json >/dev/null 2>&1 &
+  local pp=$!
+  while :; do
+    sleep 1
+    # stop the producer once the topic holds a million messages
+    if [ "$(stored_msgs "$topic")" -ge 1000000 ]; then kill -INT "$pp" 2>/dev/null || true; break; fi
+    kill -0 "$pp" 2>/dev/null || break
+  done
+  wait "$pp" 2>/dev/null || true
+  rss_watch "$bpid" "$rssf" &
+  t0=$(cpu_ticks $bpid)
+  out=$("$work/mqbench" consumer -n "$ns" -t "$topic" --from first -d "$((dur * 2))s" -o json 2>/dev/null)
+  t1=$(cpu_ticks $bpid)
+  read -r n secs < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["consumed"], d["consumed"] / max(d["tps"], 1))')
+  row consume "$s" "go push consumer" "$n" "$secs" $((t1 - t0)) "$rssf" "-"
+}
+# stored_msgs TOPIC: messages in the topic, from the broker's max offsets.
+stored_msgs() {
+  "$work/mqadmin" topicStatus -n "$ns" -t "$1" 2>/dev/null | awk 'NR > 1 {s += $4 - $3} END {print s + 0}'
+}
+# nats_consume_run: the same through JetStream.
+nats_consume_run() {
+  local t0 t1 rssf=$work/rss.$RANDOM began secs
+  "$tools/nats" -s $NURL bench js pub async bench --clients 4 --size 128B --msgs 1000000 --no-progress >/dev/null 2>&1
+  rss_watch "$bpid" "$rssf" &
+  t0=$(cpu_ticks $bpid)
+  began=$(date +%s%N)
+  "$tools/nats" -s $NURL bench js consume --clients 1 --msgs 1000000 --no-progress >/dev/null 2>&1
+  secs=$(python3 -c "print(($(date +%s%N)-$began)/1e9)")
+  t1=$(cpu_ticks $bpid)
+  row consume nats "nats bench js consume" 1000000 "$secs" $((t1 - t0)) "$rssf" "-"
+}
+# start_mqd_slave: a second mqd, the slave of the embedded broker-a.
+start_mqd_slave() {
+  local dir=$work/mqd-slave-$RANDOM
+  mkdir -p "$dir"
+  "$work/mqd" broker -n "$NS" --set listenPort=29921 --set haListenPort=29922 --set brokerIP1=127.0.0.1 --set brokerId=1 \
+    --set brokerRole=SLAVE --set storePathRootDir="$dir/store" --set admin.listen= --set broker.metricsAddr= --log-format json 2>"$dir/log" &
+  spid=$!
+  pids+=("$spid")
+  for _ in $(seq 1 200); do grep -q '"ready"' "$dir/log" 2>/dev/null && break; sleep 0.05; done
+  sleep 2 # the slave's HA connection
+}
+stop_slave() { [ -n "$spid" ] && { kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; }; spid=""; }
+
 for w in $only; do
   echo "workload $w" >&2
   for s in $systems; do
@@ -214,6 +276,19 @@ for w in $only; do
       mqbench_run lat10k mqd native -s 1024 --rate 10000
       mqbench_run lat10k mqd go -s 1024 --rate 10000
       stop_mqd ;;
+    mqd/consume)
+      start_mqd ASYNC_FLUSH
+      consume_run mqd
+      stop_mqd ;;
+    mqd/repl)
+      for role in ASYNC_MASTER SYNC_MASTER; do
+        start_mqd ASYNC_FLUSH $role
+        start_mqd_slave
+        mqbench_run "repl $role" mqd go -s 1024
+        mqbench_run "repl $role" mqd native -s 1024
+        stop_slave
+        stop_mqd
+      done ;;
     mqd/idle)
       start_mqd ASYNC_FLUSH
       sleep 2
@@ -238,6 +313,21 @@ for w in $only; do
         start_rmq ASYNC_FLUSH
         mqbench_run batch128 rocketmq native -s 128 --batch 32
         stop_rmq ;;
+      consume)
+        start_rmq ASYNC_FLUSH cold
+        consume_run rocketmq
+        stop_rmq ;;
+      repl)
+        for role in ASYNC_MASTER SYNC_MASTER; do
+          start_rmq ASYNC_FLUSH $role
+          bash "$refsh/start.sh" -N $RNS -b 20921 -r SLAVE -d "$work/rmq" >>"$work/rmq-start.log" 2>&1
+          spid=$(cat "$work/rmq/broker-20921/broker.pid")
+          sleep 2
+          mqbench_run "repl $role" rocketmq go -s 1024
+          mqbench_run "repl $role" rocketmq native -s 1024
+          spid=""
+          stop_rmq
+        done ;;
       lat10k)
         start_rmq ASYNC_FLUSH
         mqbench_run lat10k rocketmq native -s 1024 --rate 10000
@@ -262,6 +352,10 @@ for w in $only; do
       start_nats default
       natsbench_run batch128 async 128B $((200000 * dur))
       stop_nats ;;
+    nats/consume)
+      start_nats default
+      nats_consume_run
+      stop_nats ;;
     nats/idle)
       start_nats default
       sleep 2
@@ -273,7 +367,7 @@ for w in $only; do
 done
 
 mkdir -p "$root/bench/results"
-result=$root/bench/results/$(date +%F)-compare.md
+result=${RESULT:-$root/bench/results/$(date +%F)-compare.md}
 cpu_model=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
 python3 - "$rows" "$cpu_model" "$dur" "${notes[@]}" >"$result" <<'PY'
 import sys, datetime
@@ -299,6 +393,16 @@ for w in ("sync1k", "durable", "batch128"):
     m, o = find(w, "mqd", "native"), find(w, "nats", "nats")
     if m and o and float(o[3]) > 0 and float(o[4]) > 0:
         ratios.append(f"| {w} | mqd with mqbench native / JetStream with {o[2]} | {float(m[3]) / float(o[3]):.2f}× | {float(m[4]) / float(o[4]):.2f}× |")
+m, o, n = find("consume", "mqd", "go"), find("consume", "rocketmq", "go"), find("consume", "nats", "nats")
+if m and o and float(o[3]) > 0:
+    ratios.append(f"| consume | mqd / RocketMQ, both with the Go push consumer | {float(m[3]) / float(o[3]):.2f}× | {float(m[4]) / float(o[4]):.2f}× |")
+if m and n and float(n[3]) > 0:
+    ratios.append(f"| consume | mqd with the Go push consumer / JetStream with nats bench js consume | {float(m[3]) / float(n[3]):.2f}× | {float(m[4]) / float(n[4]):.2f}× |")
+for s_ in ("mqd", "rocketmq"):
+    for c in ("go", "native"):
+        a, y = find("repl ASYNC_MASTER", s_, c), find("repl SYNC_MASTER", s_, c)
+        if a and y and float(a[3]) > 0:
+            ratios.append(f"| repl | {s_} SYNC_MASTER / ASYNC_MASTER, {c} client | {float(y[3]) / float(a[3]):.2f}× | {float(y[4]) / float(a[4]):.2f}× |")
 if ratios:
     print("\n| workload | comparison | msg/s ratio | broker CPU/msg ratio (below 1: mqd spends less) |")
     print("|---|---|---|---|")
