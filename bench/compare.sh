@@ -23,6 +23,9 @@
 #            nats bench reports no percentiles, so JetStream is left out)
 #   consume  consume 1,000,000 stored 128 B messages (the official Go push
 #            consumer for mqd and RocketMQ, nats bench js consume)
+#   topics   10 topics against 10,000 topics (4 queues each, auto-created by
+#            the first sends), sync 1 KiB with mqbench native --topics; the
+#            anonymous RSS difference over 40,000 queues is the cost of one
 #   repl     ASYNC_MASTER and SYNC_MASTER with one slave on this host, sync
 #            1 KiB with the Go client and mqbench native; CPU is master + slave
 #   idle     RSS idle and start-to-ready
@@ -38,7 +41,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${DUR:-15}
 warm=${WARM:-3}
-only=${ONLY:-"sync1k durable batch128 lat10k consume repl idle"}
+only=${ONLY:-"sync1k durable batch128 lat10k consume topics repl idle"}
 systems=${SYSTEMS:-"mqd rocketmq nats"}
 tools=${TOOLS:-$root/bench/.tools}
 refsh=${REFBROKER:-$root/../shared/refbroker}
@@ -163,10 +166,13 @@ mqbench_run() {
   "$work/mqbench" producer --client "$c" -p 2 -n "$ns" -t "$topic" -w 64 -d "${warm}s" -o json "$@" >/dev/null 2>&1 || true
   rss_watch "$bpid" "$rssf" &
   t0=$(cpu_ticks $bpid $spid)
-  out=$("$work/mqbench" producer --client "$c" -p 2 -n "$ns" -t "$topic" -w 64 -d "${dur}s" -o json "$@" 2>/dev/null)
+  out=$("$work/mqbench" producer --client "$c" -p 2 -n "$ns" -t "$topic" -w 64 -d "${dur}s" -o json "$@" 2>"$work/mqbench.err") || true
   t1=$(cpu_ticks $bpid $spid)
   local sent p99 secs
-  read -r sent p99 secs < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["latency"]; print(d["sent"], "%s/%s/%s" % (l["p50Ms"], l["p99Ms"], l["p999Ms"]), d["elapsedSec"])')
+  if ! read -r sent p99 secs < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["latency"]; print(d["sent"], "%s/%s/%s" % (l["p50Ms"], l["p99Ms"], l["p999Ms"]), d["elapsedSec"])' 2>/dev/null); then
+    notes+=("$w, $s, $c: mqbench failed: $(tail -c 300 "$work/mqbench.err" | tr '\n' ' ')")
+    return 0
+  fi
   row "$w" "$s" "$c" "$sent" "$secs" $((t1 - t0)) "$rssf" "$p99"
 }
 # javabench_run WORKLOAD SYSTEM: RocketMQ's Producer benchmark (prints every 10 s).
@@ -280,6 +286,12 @@ for w in $only; do
       start_mqd ASYNC_FLUSH
       consume_run mqd
       stop_mqd ;;
+    mqd/topics)
+      for n in 10 10000; do
+        start_mqd ASYNC_FLUSH
+        mqbench_run "topics $n" mqd native -s 1024 --topics $n
+        stop_mqd
+      done ;;
     mqd/repl)
       for role in ASYNC_MASTER SYNC_MASTER; do
         start_mqd ASYNC_FLUSH $role
@@ -317,6 +329,12 @@ for w in $only; do
         start_rmq ASYNC_FLUSH cold
         consume_run rocketmq
         stop_rmq ;;
+      topics)
+        for n in 10 10000; do
+          start_rmq ASYNC_FLUSH
+          mqbench_run "topics $n" rocketmq native -s 1024 --topics $n
+          stop_rmq
+        done ;;
       repl)
         for role in ASYNC_MASTER SYNC_MASTER; do
           start_rmq ASYNC_FLUSH $role
@@ -399,6 +417,10 @@ if m and o and float(o[3]) > 0:
 if m and n and float(n[3]) > 0:
     ratios.append(f"| consume | mqd with the Go push consumer / JetStream with nats bench js consume | {float(m[3]) / float(n[3]):.2f}× | {float(m[4]) / float(n[4]):.2f}× |")
 for s_ in ("mqd", "rocketmq"):
+    a, y = find("topics 10", s_, "native"), find("topics 10000", s_, "native")
+    if a and y and float(a[3]) > 0:
+        per_queue = (float(y[6]) - float(a[6])) * 1024 / 40000
+        ratios.append(f"| topics | {s_} 10,000 topics / 10 topics, native client (anonymous RSS per extra queue ≈ {per_queue:.1f} KiB) | {float(y[3]) / float(a[3]):.2f}× | {float(y[4]) / float(a[4]):.2f}× |")
     for c in ("go", "native"):
         a, y = find("repl ASYNC_MASTER", s_, c), find("repl SYNC_MASTER", s_, c)
         if a and y and float(a[3]) > 0:

@@ -29,6 +29,7 @@ type nativeSender struct {
 	next    atomic.Uint64
 	group   string
 	topic   string
+	topics  []string // --topics > 1: the sends go round-robin over these
 	tag     string
 	timeout time.Duration
 	idBase  string // UNIQ_KEY prefix: pid and start time
@@ -42,6 +43,15 @@ type nativeQueue struct {
 
 func newNativeSender(ctx context.Context, o producerOptions) (*nativeSender, error) {
 	s := &nativeSender{group: o.group, topic: o.topic, tag: o.tag, timeout: o.timeout}
+	if o.topics > 1 {
+		// Many topics the broker auto-creates on first send (RocketMQ's
+		// defaultTopicQueueNums, 4 queues each); they share one route: the
+		// first one's, or TBW102's while it does not exist.
+		for i := range o.topics {
+			s.topics = append(s.topics, fmt.Sprintf("%s-%05d", o.topic, i))
+		}
+		s.topic = s.topics[0]
+	}
 	for i := 0; i < o.producers; i++ {
 		s.clients = append(s.clients, o.remotingClient())
 	}
@@ -114,7 +124,11 @@ func (s *nativeSender) route(ctx context.Context, namesrvs []string) (*body.Topi
 // when the broker answered with an error code.
 func (s *nativeSender) send(ctx context.Context, payload []byte, n int) (brokerErr bool, err error) {
 	i := s.next.Add(1)
-	q := s.queues[i%uint64(len(s.queues))]
+	topic, qi := s.topic, i
+	if n := uint64(len(s.topics)); n > 0 {
+		topic, qi = s.topics[i%n], i/n // every topic gets every queue in turn
+	}
+	q := s.queues[qi%uint64(len(s.queues))]
 	c := s.clients[i%uint64(len(s.clients))]
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	qid := strconv.Itoa(int(q.queueID))
@@ -125,13 +139,13 @@ func (s *nativeSender) send(ctx context.Context, payload []byte, n int) (brokerE
 			props += "TAGS\x01" + s.tag + "\x02"
 		}
 		req = remoting.NewRequest(remoting.SendMessage, map[string]string{
-			"producerGroup": s.group, "topic": s.topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+			"producerGroup": s.group, "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
 			"queueId": qid, "sysFlag": "0", "bornTimestamp": now, "flag": "0", "properties": props,
 			"reconsumeTimes": "0", "unitMode": "false", "maxReconsumeTimes": "0", "batch": "false",
 		}, payload)
 	} else {
 		req = remoting.NewRequest(remoting.SendBatchMessage, map[string]string{
-			"a": s.group, "b": s.topic, "c": "TBW102", "d": "4", "e": qid, "f": "0", "g": now, "h": "0",
+			"a": s.group, "b": topic, "c": "TBW102", "d": "4", "e": qid, "f": "0", "g": now, "h": "0",
 			"i": "", "j": "0", "k": "false", "l": "0", "m": "true",
 		}, s.batchBody(payload, n))
 	}

@@ -27,6 +27,7 @@ type producerOptions struct {
 	size      int
 	batch     int
 	rate      int
+	topics    int
 	producers int
 	retry     int
 	timeout   time.Duration
@@ -95,6 +96,7 @@ func producerCommand(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVar(&o.group, "group", "benchmark_producer", "producer group")
 	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
+	fs.IntVar(&o.topics, "topics", 1, "spread the sends over this many topics, TOPIC-00000 and on, auto-created by the broker (native client)")
 	fs.IntVar(&o.rate, "rate", 0, "requests per second across all goroutines, evenly spaced (0: as fast as the broker answers); for latency at a fixed load")
 	return c
 }
@@ -146,6 +148,10 @@ func (o *producerOptions) check() error {
 		return cmdline.Usagef("--client must be go or native")
 	case o.rate < 0:
 		return cmdline.Usagef("--rate must not be negative")
+	case o.topics < 1:
+		return cmdline.Usagef("--topics must be at least 1")
+	case o.topics > 1 && o.client != "native":
+		return cmdline.Usagef("--topics needs --client native")
 	}
 	if err := o.commonOptions.check(); err != nil {
 		return err
