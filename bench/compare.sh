@@ -122,7 +122,9 @@ start_mqd() { # FLUSH [ROLE]
   ready_ms=$((($(date +%s%N) - t0) / 1000000))
   ns=$NS
 }
-stop_mqd() { kill "$bpid" 2>/dev/null || true; wait "$bpid" 2>/dev/null || true; }
+# stop_mqd also removes its store: commit logs and queue files are
+# preallocated, and a full run would otherwise fill the disk.
+stop_mqd() { kill "$bpid" 2>/dev/null || true; wait "$bpid" 2>/dev/null || true; rm -rf "$work"/mqd-*; }
 
 start_rmq() { # FLUSH [cold|ROLE]
   local t0 role=ASYNC_MASTER
@@ -155,7 +157,7 @@ start_nats() { # durable?
   ready_ms=$((($(date +%s%N) - t0) / 1000000))
   "$tools/nats" -s $NURL stream add benchstream --subjects bench --storage file --replicas 1 --defaults >/dev/null
 }
-stop_nats() { kill "$bpid" 2>/dev/null || true; wait "$bpid" 2>/dev/null || true; }
+stop_nats() { kill "$bpid" 2>/dev/null || true; wait "$bpid" 2>/dev/null || true; rm -rf "$work"/nats-*; }
 
 # --- clients -------------------------------------------------------------
 # mqbench_run WORKLOAD SYSTEM CLIENT EXTRA...: warm-up, then DUR measured.
@@ -256,7 +258,7 @@ start_mqd_slave() {
   for _ in $(seq 1 200); do grep -q '"ready"' "$dir/log" 2>/dev/null && break; sleep 0.05; done
   sleep 2 # the slave's HA connection
 }
-stop_slave() { [ -n "$spid" ] && { kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; }; spid=""; }
+stop_slave() { [ -n "$spid" ] && { kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; }; spid=""; rm -rf "$work"/mqd-slave-*; }
 
 for w in $only; do
   echo "workload $w" >&2
