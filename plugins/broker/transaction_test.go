@@ -305,19 +305,26 @@ func TestTransactionPendingBounded(t *testing.T) {
 	h.send(topic, 0, "", "create")
 	type half struct{ clo, qo int64 }
 	var halves []half
-	for range 8 {
-		clo, qo, _ := h.sendHalf(topic, 0, group, "")
-		halves = append(halves, half{clo, qo})
+	sendHalves := func(n int) {
+		for range n {
+			clo, qo, _ := h.sendHalf(topic, 0, group, "")
+			halves = append(halves, half{clo, qo})
+		}
 	}
-	WaitTx(t, h.b, func(tx *txService) bool { return len(tx.pending) >= 3 })
+	sendHalves(3)
+	WaitTx(t, h.b, func(tx *txService) bool { return len(tx.pending) == 3 && tx.scan > halves[2].qo })
+	pauses := h.b.tx.scanPauses.Load()
+	sendHalves(5)
+	WaitTx(t, h.b, func(tx *txService) bool { return tx.scanPauses.Load() > pauses })
 	h.b.tx.mu.Lock()
 	tracked, scan := len(h.b.tx.pending), h.b.tx.scan
 	h.b.tx.mu.Unlock()
-	if tracked > 3+txScanBatch || scan > halves[len(halves)-1].qo && tracked < len(halves) {
-		t.Fatalf("tracked %d half messages, scan at %d; want the scan to stop near 3", tracked, scan)
+	if tracked != 3 || scan != halves[2].qo+1 {
+		t.Fatalf("at the bound: tracking %d half messages, scan at %d; want 3, stopped at %d", tracked, scan, halves[2].qo+1)
 	}
-	// Resolve every half, in order: each resolution frees room and the
-	// scan moves on; every commit lands in the real queue.
+	// Resolve every half, in order: the first three free room, the scan
+	// moves on (the others already ended), and every commit lands in the
+	// real queue.
 	for _, x := range halves {
 		if r := h.invoke(remoting.EndTransaction, endTxExt(group, x.clo, x.qo, tranCommit), nil); r.Code != remoting.Success {
 			t.Fatalf("commit half %d: %d %q", x.qo, r.Code, r.Remark)

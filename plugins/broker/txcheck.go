@@ -48,6 +48,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqd/mqd/protocols/remoting"
@@ -90,8 +91,9 @@ type txService struct {
 	// lastMirror is the progress last committed to the consumer offsets.
 	lastMirror [2]int64
 	// fullLogged rate-limits the transactionMaxPending warning (scanHalf
-	// runs on one goroutine).
+	// runs on one goroutine); scanPauses counts the scans it stopped.
 	fullLogged time.Time
+	scanPauses atomic.Int64
 }
 
 // txCheckState is transactionCheck.json.
@@ -357,6 +359,7 @@ func (t *txService) scanHalf() {
 		from, full := t.scan, t.b.cfg.TransactionMaxPending > 0 && len(t.pending) >= t.b.cfg.TransactionMaxPending
 		t.mu.Unlock()
 		if full {
+			t.scanPauses.Add(1)
 			// Bounded memory: later half messages wait on disk, below no
 			// cursor, until earlier ones resolve (docs/security.md).
 			if now := time.Now(); now.Sub(t.fullLogged) >= time.Minute {

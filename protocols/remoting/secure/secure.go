@@ -39,13 +39,6 @@ func Setup(c *config.Config, aclEnable bool, role acl.Role, log zerolog.Logger) 
 		}
 		e.ACL = v
 	}
-	if cr, ok := acl.CredentialsFrom(c); ok {
-		sign, err := acl.Signer(cr)
-		if err != nil {
-			return nil, err
-		}
-		e.Sign = sign
-	}
 	so, err := tlsconf.ServerOptionsFrom(c)
 	if err != nil {
 		return nil, err
@@ -55,10 +48,12 @@ func Setup(c *config.Config, aclEnable bool, role acl.Role, log zerolog.Logger) 
 			return nil, err
 		}
 	}
-	if e.ClientTLS, err = tlsconf.ClientConfig(tlsconf.ClientOptionsFrom(c)); err != nil {
+	cc, err := ClientFromConfig(c, remoting.ClientConfig{})
+	if err != nil {
 		e.Close()
-		return nil, fmt.Errorf("tls client: %w", err)
+		return nil, err
 	}
+	e.Sign, e.ClientTLS = cc.Sign, cc.TLS
 	return e, nil
 }
 
