@@ -27,10 +27,13 @@ func TestSlowSendersClosedHonestClientServed(t *testing.T) {
 	NewAdmin(t, c.NameSrvAddr).CreateTopic(c.BrokerAddr, topic, 4)
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
 	var slow []net.Conn
-	for range 200 {
+	for i := range 200 {
 		nc, err := d.Dial("tcp", c.BrokerAddr)
-		if err != nil {
+		if err != nil && i == 0 {
 			t.Skipf("cannot dial from 127.0.0.2: %v", err)
+		}
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
 		}
 		defer nc.Close()
 		if _, err := nc.Write([]byte{0, 0}); err != nil { // half a length word, then nothing
@@ -126,10 +129,13 @@ func TestTenThousandIdleConnections(t *testing.T) {
 			nc.Close()
 		}
 	}()
-	for range 10000 {
+	for i := range 10000 {
 		nc, err := d.Dial("tcp", c.BrokerAddr)
-		if err != nil {
+		if err != nil && i == 0 {
 			t.Skipf("cannot dial from 127.0.0.2: %v", err)
+		}
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
 		}
 		kept = append(kept, nc)
 	}

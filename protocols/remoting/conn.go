@@ -399,7 +399,6 @@ func (c *Conn) dispatch(req *Command) {
 
 func (c *Conn) run(h Handler, req *Command) {
 	defer c.owner.release()
-	defer c.inflight.Add(-1)
 	var resp *Command
 	if g := c.cfg.guard; g != nil {
 		resp = g(c, req)
@@ -407,6 +406,9 @@ func (c *Conn) run(h Handler, req *Command) {
 	if resp == nil {
 		resp = c.call(h, req)
 	}
+	// Handled: out of the in-flight count before the answer goes out, so a
+	// peer that reads it and sends again is never refused for it.
+	c.inflight.Add(-1)
 	if resp == nil {
 		return
 	}
