@@ -321,8 +321,8 @@ func (pc *PushConsumer) OwnedQueues() []primitive.MessageQueue {
 	return out
 }
 
-// NewPullConsumer starts a pull consumer subscribed to topic; t.Cleanup shuts it
-// down.
+// NewPullConsumer starts a pull consumer for PullFrom reads of topic;
+// t.Cleanup shuts it down.
 func NewPullConsumer(t testing.TB, namesrv, topic, group string) rocketmq.PullConsumer {
 	t.Helper()
 	SkipClientUnderRace(t)
@@ -337,8 +337,14 @@ func NewPullConsumer(t testing.TB, namesrv, topic, group string) rocketmq.PullCo
 	if err != nil {
 		t.Fatalf("new pull consumer: %v", err)
 	}
-	if err := c.Subscribe(topic, consumer.MessageSelector{Type: consumer.TAG, Expression: "*"}); err != nil {
-		t.Fatalf("subscribe %s: %v", topic, err)
+	// Assign with no queues rather than Subscribe: the tests read with
+	// PullFrom only, and a subscribed pull consumer also runs background pulls
+	// whose Shutdown races in the client (rocketmq-client-go closes the
+	// process queue's channel while a pull answer may still be put into it:
+	// "send on closed channel"). With nothing assigned it never pulls on its
+	// own.
+	if err := c.Assign(topic, nil); err != nil {
+		t.Fatalf("assign %s: %v", topic, err)
 	}
 	if err := c.Start(); err != nil {
 		t.Fatalf("start pull consumer of %s: %v", topic, err)
