@@ -225,7 +225,7 @@ func BenchmarkSync50KB(b *testing.B) {
 	const size, chunk = 256 << 20, 50 << 10
 	for _, how := range []string{"mapping", "pwrite"} {
 		b.Run(how, func(b *testing.B) {
-			mf, err := createMappedFile(benchDir(b), 0, size)
+			mf, err := createMappedFile(benchDir(b), 0, size, false)
 			if err != nil {
 				b.Fatal(err)
 			}

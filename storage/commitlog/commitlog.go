@@ -38,7 +38,7 @@ func (c *commitLog) preallocate(from int64) {
 	c.next = p
 	go func() {
 		defer close(p.done)
-		p.mf, p.err = createMappedFile(c.q.dir, from, c.fileSize)
+		p.mf, p.err = createMappedFile(c.q.dir, from, c.fileSize, false)
 		if p.err == nil {
 			c.attachWriteBuffer(p.mf)
 		}

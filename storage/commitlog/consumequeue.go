@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // cqUnit is the size of a consume-queue entry: commit-log offset (8), record
@@ -39,36 +41,71 @@ type consumeQueue struct {
 	// its dispatch after (which would fence the store).
 	resMu    sync.Mutex
 	reserved []*mappedFile
-	resEnd   atomic.Int64 // byte end the put path knows covered by files
+	resEnd   atomic.Int64 // byte end the put path knows has files and blocks
 }
 
-// reserve makes sure files exist for the entry bytes [start, end) (put lock
-// held): the queue's own and reserved files cover them, or new ones are
-// created and reserved.
+// reserve makes sure the entry bytes [start, end) have files and blocks (put
+// lock held): the queue's own or reserved files, or new ones created and
+// reserved, are allocated up to end and a chunk beyond.
 func (c *consumeQueue) reserve(start, end int64) error {
 	if end <= c.resEnd.Load() {
 		return nil
 	}
 	c.resMu.Lock()
 	defer c.resMu.Unlock()
+	for pos := start; pos < end; {
+		mf, err := c.reservedFileAt(pos)
+		if err != nil {
+			return fmt.Errorf("consume queue %s/%d: %w", c.topic, c.queueID, err)
+		}
+		upTo := min(end, mf.from+mf.size)
+		err = mf.allocate(upTo - mf.from)
+		covered := mf.from + mf.allocated.Load()
+		mf.release()
+		if err != nil {
+			return fmt.Errorf("consume queue %s/%d: %w", c.topic, c.queueID, err)
+		}
+		c.resEnd.Store(covered)
+		pos = upTo
+	}
+	return nil
+}
+
+// reservedFileAt returns the held file holding byte pos: the queue's newest,
+// a reserved one, or new ones created up to pos and reserved (resMu held).
+func (c *consumeQueue) reservedFileAt(pos int64) (*mappedFile, error) {
+	holds := func(mf *mappedFile) bool { return mf.from <= pos && pos < mf.from+mf.size }
+	for _, mf := range c.reserved {
+		if holds(mf) && mf.hold() {
+			return mf, nil
+		}
+	}
 	var have int64
 	if n := len(c.reserved); n > 0 {
 		have = c.reserved[n-1].from + c.reserved[n-1].size
 	} else if last := c.q.last(); last != nil {
+		if holds(last) {
+			if !last.hold() {
+				return nil, fmt.Errorf("file %s was closed", last.path)
+			}
+			return last, nil
+		}
 		have = last.from + last.size
 	} else {
-		have = start - start%c.q.fileSize // the queue's first file
+		have = pos - pos%c.q.fileSize // the queue's first file
 	}
-	for have < end {
+	for {
 		mf, err := c.q.create(have)
 		if err != nil {
-			return fmt.Errorf("consume queue %s/%d: %w", c.topic, c.queueID, err)
+			return nil, err
 		}
 		c.reserved = append(c.reserved, mf)
 		have += c.q.fileSize
+		if holds(mf) {
+			mf.hold()
+			return mf, nil
+		}
 	}
-	c.resEnd.Store(have)
-	return nil
 }
 
 // newFile appends the file at from, taking it from the reserved ones when
@@ -171,6 +208,11 @@ func (c *consumeQueue) write(phy int64, size int32, tags, qoff int64) error {
 	if mf.from+pos != qoff*cqUnit {
 		return fmt.Errorf("consume queue %s/%d: entry %d would land at byte %d", c.topic, c.queueID, qoff, mf.from+pos)
 	}
+	// The put path reserved these bytes; recovery and replicated records
+	// come here first.
+	if err := mf.allocate(pos + cqUnit); err != nil {
+		return fmt.Errorf("consume queue %s/%d: %w", c.topic, c.queueID, err)
+	}
 	b := mf.data[pos : pos+cqUnit]
 	binary.BigEndian.PutUint64(b, uint64(phy))
 	binary.BigEndian.PutUint32(b[8:], uint32(size))
@@ -228,7 +270,17 @@ func (c *consumeQueue) recover() error {
 	maxPhy := int64(-1)
 scan:
 	for _, mf := range files[start:] {
+		// Bytes past a sparse file's blocks are never read: they hold no
+		// entries, and on tmpfs even a read fault there needs free space.
+		have := mf.allocated.Load()
+		if have > 0 {
+			_ = unix.Madvise(mf.data[:have], unix.MADV_WILLNEED) // read ahead what the scan reads
+		}
 		for pos := int64(0); pos+cqUnit <= mf.size; pos += cqUnit {
+			if pos+cqUnit > have {
+				end = mf.from + pos
+				break scan
+			}
 			phy, size, _ := getEntry(mf.data[pos:])
 			if !validEntry(phy, size) {
 				end = mf.from + pos
@@ -386,7 +438,7 @@ func loadConsumeQueues(root string, fileSize int64) (map[queueKey]*consumeQueue,
 			if err != nil || !qd.IsDir() {
 				continue
 			}
-			fq, err := loadFileQueue(filepath.Join(root, t.Name(), qd.Name()), fileSize)
+			fq, err := loadFileQueue(filepath.Join(root, t.Name(), qd.Name()), fileSize, true)
 			if err != nil {
 				for _, c := range out {
 					c.q.close()

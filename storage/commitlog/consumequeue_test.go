@@ -8,7 +8,7 @@ import (
 // testCQ is an empty consume queue of 10-entry files in a temporary directory.
 func testCQ(t *testing.T) *consumeQueue {
 	t.Helper()
-	c := &consumeQueue{topic: "T", queueID: 0, q: &fileQueue{dir: t.TempDir(), fileSize: 10 * cqUnit}}
+	c := &consumeQueue{topic: "T", queueID: 0, q: &fileQueue{dir: t.TempDir(), fileSize: 10 * cqUnit, sparse: true}}
 	t.Cleanup(c.q.close)
 	return c
 }

@@ -138,7 +138,7 @@ func (s *Store) consumeQueue(topic string, queueID int32, create bool) (*consume
 	defer s.cqMu.Unlock()
 	if cq = s.cqs[key]; cq == nil {
 		cq = &consumeQueue{topic: topic, queueID: queueID,
-			q: &fileQueue{dir: cqDir(s.opts.ConsumeQueueDir(), topic, queueID), fileSize: s.cqFileSize}}
+			q: &fileQueue{dir: cqDir(s.opts.ConsumeQueueDir(), topic, queueID), fileSize: s.cqFileSize, sparse: true}}
 		s.cqs[key] = cq
 	}
 	return cq, nil

@@ -1,11 +1,16 @@
 package commitlog
 
 import (
+	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/mqd/mqd/kernel/fsutil"
 	"github.com/mqd/mqd/storage"
+
+	"golang.org/x/sys/unix"
 )
 
 // Flushing. ASYNC_FLUSH: a background loop msyncs the commit log every
@@ -253,10 +258,34 @@ func (s *Store) flushConsumeQueues(leastPages int, checkpoint bool) error {
 		cqs = append(cqs, cq)
 	}
 	s.cqMu.RUnlock()
+	if s.cqDirs == nil {
+		s.cqDirs = map[string]struct{}{}
+	}
 	for _, cq := range cqs {
 		if err := cq.flush(leastPages); err != nil {
 			return err
 		}
+		cq.q.dirsToSync(s.cqDirs)
+	}
+	// Entries of consume-queue files created since the last round: the
+	// checkpoint below counts on the files being found after a power cut.
+	// Out of descriptors is not a disk failure: retried next round, and
+	// the checkpoint waits for it.
+	outOfFDs := false
+	for dir := range s.cqDirs {
+		err := fsutil.SyncDir(dir)
+		switch {
+		case err == nil, errors.Is(err, os.ErrNotExist): // (a topic deleted since keeps nothing)
+			delete(s.cqDirs, dir)
+		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+			outOfFDs = true
+		default:
+			return err
+		}
+	}
+	if outOfFDs {
+		s.log.Warn().Int("directories", len(s.cqDirs)).Msg("out of file descriptors: consume-queue directories not synced yet, checkpoint deferred")
+		return nil
 	}
 	if checkpoint {
 		if err := s.flushIndex(); err != nil {

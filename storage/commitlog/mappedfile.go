@@ -18,6 +18,13 @@ import (
 // pageSize is RocketMQ's flush granularity (MappedFile.OS_PAGE_SIZE).
 const pageSize = 4096
 
+// Sparse files (the consume queues) get blocks in chunks just ahead of their
+// writes instead of all at creation: a consume-queue file is 5.7 MiB and every
+// queue of every topic has one, so reserving them whole costs gigabytes for
+// topics that hold a few messages (docs/store.md, "Consume-queue files").
+// The chunk doubles from one page up to allocMaxChunk as a queue grows.
+const allocMaxChunk = 1 << 20
+
 // fileName is the 20-digit zero-padded start offset (UtilAll.offset2FileName).
 func fileName(offset int64) string { return fmt.Sprintf("%020d", offset) }
 
@@ -41,6 +48,13 @@ type mappedFile struct {
 
 	warmed atomic.Int64 // pages below this are faulted in (warm.go)
 
+	// Bytes below allocated have blocks behind them, so writes through the
+	// mapping there cannot fault on a full disk. Whole files are allocated
+	// at creation; sparse ones grow it with allocate.
+	sparse    bool
+	allocMu   sync.Mutex
+	allocated atomic.Int64
+
 	// refs counts the owner's reference (1) plus readers holding the file.
 	// The mapping is released when it reaches 0 after destroy.
 	refs      atomic.Int64
@@ -49,8 +63,10 @@ type mappedFile struct {
 }
 
 // createMappedFile creates (or reuses, if it already has the right size) the file
-// at dir/<from> and maps it.
-func createMappedFile(dir string, from, size int64) (*mappedFile, error) {
+// at dir/<from> and maps it. A whole file gets its blocks now and its
+// directory entry is made durable; a sparse one is only sized (allocate gives
+// it blocks, and its owner syncs the directory off the write path).
+func createMappedFile(dir string, from, size int64, sparse bool) (*mappedFile, error) {
 	path := filepath.Join(dir, fileName(from))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -66,47 +82,56 @@ func createMappedFile(dir string, from, size int64) (*mappedFile, error) {
 			f.Close()
 			return nil, fmt.Errorf("%s: size %d larger than the mapped file size %d", path, st.Size(), size)
 		}
-		// Reserve the blocks now so a full disk fails here and not as SIGBUS on
-		// a write through the mapping.
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-			if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-				f.Close()
-				os.Remove(path)
-				return nil, fmt.Errorf("preallocate %s: %w", path, err)
-			}
+		if sparse {
 			if err := f.Truncate(size); err != nil {
 				f.Close()
 				os.Remove(path)
 				return nil, err
 			}
-		}
-		if err := fsutil.SyncDir(dir); err != nil {
-			f.Close()
-			return nil, err
+		} else {
+			if err := reserveWhole(f, path, size); err != nil {
+				f.Close()
+				os.Remove(path)
+				return nil, err
+			}
+			if err := fsutil.SyncDir(dir); err != nil {
+				f.Close()
+				return nil, err
+			}
 		}
 	}
-	return mapFile(f, path, from, size)
+	return mapFile(f, path, from, size, sparse)
 }
 
-// extendFile grows a short file to size with reserved blocks (a sparse tail
-// would fault on a full disk when written through the mapping).
-func extendFile(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+// reserveWhole gives the file blocks for all its size now, so a full disk
+// fails here and not as SIGBUS on a write through the mapping.
+func reserveWhole(f *os.File, path string, size int64) error {
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
 		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-			return fmt.Errorf("extend %s: %w", path, err)
+			return fmt.Errorf("preallocate %s: %w", path, err)
 		}
 		return f.Truncate(size)
 	}
 	return nil
 }
 
+// extendFile grows a short file to size: a whole file with reserved blocks (a
+// sparse tail would fault on a full disk when written through the mapping), a
+// sparse one with a hole that allocate fills as it is written.
+func extendFile(path string, size int64, sparse bool) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if sparse {
+		return f.Truncate(size)
+	}
+	return reserveWhole(f, path, size)
+}
+
 // openMappedFile maps an existing file, which must be exactly size bytes.
-func openMappedFile(path string, from, size int64) (*mappedFile, error) {
+func openMappedFile(path string, from, size int64, sparse bool) (*mappedFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -120,18 +145,84 @@ func openMappedFile(path string, from, size int64) (*mappedFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: size %d, want %d (the mapped file size setting must not change while files exist)", path, st.Size(), size)
 	}
-	return mapFile(f, path, from, size)
+	return mapFile(f, path, from, size, sparse)
 }
 
-func mapFile(f *os.File, path string, from, size int64) (*mappedFile, error) {
+// mapFile maps f. A sparse file counts as allocated up to its first hole.
+func mapFile(f *os.File, path string, from, size int64, sparse bool) (*mappedFile, error) {
 	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		f.Close()
+		if errors.Is(err, unix.ENOMEM) {
+			// Every commit-log, consume-queue and index file is one mapping.
+			return nil, fmt.Errorf("mmap %s: %w (is vm.max_map_count too low for this many queues? see docs/store.md)", path, err)
+		}
 		return nil, fmt.Errorf("mmap %s: %w", path, err)
 	}
-	mf := &mappedFile{path: path, from: from, size: size, f: f, data: data}
+	mf := &mappedFile{path: path, from: from, size: size, f: f, data: data, sparse: sparse}
 	mf.refs.Store(1)
+	mf.allocated.Store(size)
+	if sparse {
+		// Blocks end at the first hole (written sequentially from byte 0).
+		// Without SEEK_HOLE, assume the whole file is backed.
+		if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err == nil {
+			mf.allocated.Store(min(hole, size))
+		}
+		// No read-around on faults: with the usual read_ahead_kb (8 MiB
+		// here) the first write to a new consume-queue file would fault in
+		// and zero the whole 5.7 MiB file, milliseconds for a 20-byte
+		// entry. Readers fault a page (204 entries) at a time; recovery asks
+		// for what it scans (consumeQueue.recover).
+		_ = unix.Madvise(data, unix.MADV_RANDOM)
+		// The mapping outlives the descriptor, and one descriptor per queue
+		// file would run into the open-file limit (20,000 here) long before
+		// 10,000 topics; withFD opens the file again for the rare calls
+		// that need one.
+		_ = f.Close()
+		mf.f = nil
+	}
 	return mf, nil
+}
+
+// withFD runs fn with a descriptor of the file: its own, or (for a sparse
+// file, which keeps none) one opened for the call.
+func (m *mappedFile) withFD(fn func(fd int) error) error {
+	if m.f != nil {
+		return fn(int(m.f.Fd()))
+	}
+	f, err := os.OpenFile(m.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return fn(int(f.Fd()))
+}
+
+// allocate gives blocks to the bytes below end and a chunk beyond (safe from
+// any goroutine while the file is held). It fails, rather than a later write
+// through the mapping faulting, when the disk is full.
+func (m *mappedFile) allocate(end int64) error {
+	if end <= m.allocated.Load() {
+		return nil
+	}
+	m.allocMu.Lock()
+	defer m.allocMu.Unlock()
+	have := m.allocated.Load()
+	if end <= have {
+		return nil
+	}
+	chunk := min(max(have, pageSize), allocMaxChunk)
+	to := min((max(end, have+chunk)+pageSize-1)&^(pageSize-1), m.size)
+	err := m.withFD(func(fd int) error { return unix.Fallocate(fd, 0, have, to-have) })
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+			m.allocated.Store(m.size) // cannot reserve: write as RocketMQ does
+			return nil
+		}
+		return fmt.Errorf("reserve %s: %w", m.path, err)
+	}
+	m.allocated.Store(to)
+	return nil
 }
 
 // hold takes a reader reference; false if the file is being destroyed.
@@ -153,7 +244,9 @@ func (m *mappedFile) release() {
 		m.freeWriteBuffer()
 		_ = unix.Munmap(m.data)
 		m.data = nil
-		_ = m.f.Close()
+		if m.f != nil {
+			_ = m.f.Close()
+		}
 		if m.remove.Load() {
 			_ = os.Remove(m.path)
 		}
@@ -212,7 +305,21 @@ func (m *mappedFile) zeroFrom(pos int64) error {
 		pageStart = m.size
 	}
 	clear(m.data[pos:pageStart])
-	if pageStart < m.size {
+	if pageStart < m.size && m.sparse {
+		// A sparse file gives the tail's blocks back; allocate reserves
+		// them again before the next write there.
+		m.allocMu.Lock()
+		err := m.withFD(func(fd int) error {
+			return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, pageStart, m.size-pageStart)
+		})
+		if err == nil {
+			m.allocated.Store(min(m.allocated.Load(), pageStart))
+		}
+		m.allocMu.Unlock()
+		if err != nil {
+			m.clearWrittenPages(pageStart, m.allocated.Load())
+		}
+	} else if pageStart < m.size {
 		fd, n := int(m.f.Fd()), m.size-pageStart
 		err := unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, pageStart, n)
 		if err != nil {
@@ -225,17 +332,23 @@ func (m *mappedFile) zeroFrom(pos int64) error {
 			}
 		}
 		if err != nil {
-			// No hole punching: clear the rest through the mapping, page by page
-			// only where something is written, to avoid dirtying a whole file.
-			for p := pageStart; p < m.size; p += pageSize {
-				pg := m.data[p : p+pageSize]
-				if !allZero(pg) {
-					clear(pg)
-				}
-			}
+			m.clearWrittenPages(pageStart, m.size)
 		}
 	}
 	return unix.Msync(m.data[pos&^(pageSize-1):], unix.MS_SYNC)
+}
+
+// clearWrittenPages clears [from, to) through the mapping where hole punching
+// is not available, page by page and only where something is written, to
+// avoid dirtying a whole file (a sparse one passes its allocated end: its
+// holes read as zeros, and touching them could allocate).
+func (m *mappedFile) clearWrittenPages(from, to int64) {
+	for p := from; p < to; p += pageSize {
+		pg := m.data[p:min(p+pageSize, to)]
+		if !allZero(pg) {
+			clear(pg)
+		}
+	}
 }
 
 func allZero(b []byte) bool {
@@ -253,6 +366,13 @@ type fileQueue struct {
 	dir      string
 	fileSize int64
 
+	// sparse queues (consume queues) create files without reserving them
+	// whole and leave their directory entries to syncDirs, which the flush
+	// runs before the checkpoint counts on them.
+	sparse   bool
+	dirDirty atomic.Bool // files created in dir since the last syncDirs
+	dirNew   atomic.Bool // dir itself (and perhaps its parent) created since
+
 	mu    sync.RWMutex
 	files []*mappedFile
 }
@@ -260,8 +380,8 @@ type fileQueue struct {
 // loadFileQueue maps the files in dir. Every name must be a 20-digit offset and
 // every file exactly fileSize bytes; positions start at the file size and
 // recovery fixes the tail.
-func loadFileQueue(dir string, fileSize int64) (*fileQueue, error) {
-	q := &fileQueue{dir: dir, fileSize: fileSize}
+func loadFileQueue(dir string, fileSize int64, sparse bool) (*fileQueue, error) {
+	q := &fileQueue{dir: dir, fileSize: fileSize, sparse: sparse}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -296,13 +416,13 @@ func loadFileQueue(dir string, fileSize int64) (*fileQueue, error) {
 			// or a truncation by hand: extend it with zeros (an empty tail
 			// that recovery handles like any end of data).
 			if st, err := os.Stat(path); err == nil && st.Size() < fileSize {
-				if err := extendFile(path, fileSize); err != nil {
+				if err := extendFile(path, fileSize, sparse); err != nil {
 					q.close()
 					return nil, err
 				}
 			}
 		}
-		mf, err := openMappedFile(path, off, fileSize)
+		mf, err := openMappedFile(path, off, fileSize, sparse)
 		if err != nil {
 			q.close()
 			return nil, err
@@ -403,10 +523,33 @@ func (q *fileQueue) newFile(from int64) (*mappedFile, error) {
 
 // create creates and maps the file at from without appending it.
 func (q *fileQueue) create(from int64) (*mappedFile, error) {
+	if q.sparse {
+		if _, err := os.Stat(q.dir); errors.Is(err, os.ErrNotExist) {
+			q.dirNew.Store(true)
+		}
+	}
 	if err := os.MkdirAll(q.dir, 0o755); err != nil {
 		return nil, err
 	}
-	return createMappedFile(q.dir, from, q.fileSize)
+	mf, err := createMappedFile(q.dir, from, q.fileSize, q.sparse)
+	if err == nil && q.sparse {
+		q.dirDirty.Store(true)
+	}
+	return mf, err
+}
+
+// dirsToSync adds the directories whose entries a sparse queue created since
+// the last call: its own, and its parent and grandparent when it made its
+// directory (a topic's first queue creates the topic directory too).
+func (q *fileQueue) dirsToSync(dirs map[string]struct{}) {
+	if q.dirNew.Swap(false) {
+		parent := filepath.Dir(q.dir)
+		dirs[parent] = struct{}{}
+		dirs[filepath.Dir(parent)] = struct{}{}
+	}
+	if q.dirDirty.Swap(false) {
+		dirs[q.dir] = struct{}{}
+	}
 }
 
 // truncate sets the write position to offset: the file holding it keeps its

@@ -84,6 +84,10 @@ type Store struct {
 	// entry (-1: none since open); entries are written in log order.
 	lastDispatchRec atomic.Int64
 
+	// cqDirs are consume-queue directories whose new entries still need a
+	// sync (flushConsumeQueues only, which never runs concurrently).
+	cqDirs map[string]struct{}
+
 	flushWake   chan struct{}
 	syncedWhere atomic.Int64 // SYNC_FLUSH: fsynced and dispatched up to here
 	flushNotify atomic.Pointer[chan struct{}]
@@ -204,7 +208,7 @@ func (s *Store) Start() error {
 	_, err := os.Stat(s.opts.AbortPath())
 	lastExitOK := errors.Is(err, os.ErrNotExist)
 
-	fq, err := loadFileQueue(s.opts.CommitLogDir(), s.opts.MappedFileSizeCommitLog)
+	fq, err := loadFileQueue(s.opts.CommitLogDir(), s.opts.MappedFileSizeCommitLog, false)
 	if err != nil {
 		return fmt.Errorf("load commit log: %w", err)
 	}
