@@ -28,7 +28,7 @@ func (b *Broker) startMetaServices() error {
 	b.registerAll()
 	period := time.Duration(b.cfg.RegisterNameServerPeriod) * time.Millisecond
 	period = min(max(period, minRegisterPeriod), maxRegisterPeriod)
-	b.every(period, b.topics.regKick, b.registerAll)
+	b.every(period, b.topics.regKick, b.pacedRegister())
 	// A slave learns its master's addresses from the registration answer; one
 	// that started before its master (or before the name servers) asks again
 	// every second instead of waiting out the period.
@@ -52,6 +52,33 @@ func (b *Broker) startMetaServices() error {
 		b.locks.pruneExpired()
 	})
 	return nil
+}
+
+// registerDutyFactor bounds the time spent registering while topics keep
+// changing: after a registration that took d, the next waits d times this.
+const registerDutyFactor = 4
+
+// maxRegisterPause caps that wait, so a change reaches the name servers
+// within about a second even with a slow registry.
+const maxRegisterPause = time.Second
+
+// pacedRegister returns registerAll paced for the registration loop. Each
+// registration carries the whole topic table, which the name servers decode
+// in full; a burst of changes (a producer auto-creating 10,000 topics) would
+// otherwise re-register back to back, quadratic in the table. Pausing in
+// proportion to what the last one cost lets the kicks of that burst coalesce,
+// while with a small table (microseconds per registration) a change is
+// still announced at once.
+func (b *Broker) pacedRegister() func() {
+	return func() {
+		start := time.Now()
+		b.registerAll()
+		pause := min(time.Since(start)*registerDutyFactor, maxRegisterPause)
+		select {
+		case <-time.After(pause):
+		case <-b.stop:
+		}
+	}
 }
 
 // every runs f each period, and whenever kick fires, until the broker stops.

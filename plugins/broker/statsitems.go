@@ -119,72 +119,48 @@ func (it *statsItem) Snapshots(now int64) (minute, hour, day StatsSnapshot) {
 	return it.window(it.minute, now), it.window(it.hour, now), it.window(it.day, now)
 }
 
-// cowMap is a copy-on-write map: Get is a lock-free read, inserts copy.
-type cowMap[V any] struct {
-	m  atomic.Pointer[map[string]V]
-	mu sync.Mutex
+// statsMap maps names to counters that are created once and never removed:
+// lock-free reads, and an insert that costs the same with 10,000 topics as
+// with 10 (a copy-on-write map copied the whole table on every new topic).
+type statsMap[V any] struct {
+	m sync.Map // string -> V
 }
 
-func (c *cowMap[V]) Get(key string) (V, bool) {
-	if m := c.m.Load(); m != nil {
-		v, ok := (*m)[key]
-		return v, ok
+func (c *statsMap[V]) Get(key string) (V, bool) {
+	if v, ok := c.m.Load(key); ok {
+		return v.(V), true
 	}
 	var zero V
 	return zero, false
 }
 
-func (c *cowMap[V]) GetOrCreate(key string, mk func() V) V {
-	if v, ok := c.Get(key); ok {
-		return v
+func (c *statsMap[V]) GetOrCreate(key string, mk func() V) V {
+	if v, ok := c.m.Load(key); ok {
+		return v.(V)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m.Load()
-	if old != nil {
-		if v, ok := (*old)[key]; ok {
-			return v
-		}
-	}
-	n := make(map[string]V, 1+lenOf(old))
-	if old != nil {
-		for k, v := range *old {
-			n[k] = v
-		}
-	}
-	v := mk()
-	n[key] = v
-	c.m.Store(&n)
-	return v
-}
-
-func lenOf[V any](m *map[string]V) int {
-	if m == nil {
-		return 0
-	}
-	return len(*m)
+	v, _ := c.m.LoadOrStore(key, mk())
+	return v.(V)
 }
 
 // Range calls fn for every entry, in key order.
-func (c *cowMap[V]) Range(fn func(key string, v V)) {
-	m := c.m.Load()
-	if m == nil {
-		return
-	}
-	keys := make([]string, 0, len(*m))
-	for k := range *m {
-		keys = append(keys, k)
-	}
+func (c *statsMap[V]) Range(fn func(key string, v V)) {
+	var keys []string
+	vals := map[string]V{}
+	c.m.Range(func(k, v any) bool {
+		keys = append(keys, k.(string))
+		vals[k.(string)] = v.(V)
+		return true
+	})
 	sort.Strings(keys)
 	for _, k := range keys {
-		fn(k, (*m)[k])
+		fn(k, vals[k])
 	}
 }
 
 // topicStats holds a topic's put counters and its groups' get counters.
 type topicStats struct {
 	putNums, putSize statsItem
-	groups           cowMap[*groupStats]
+	groups           statsMap[*groupStats]
 }
 
 type groupStats struct {
@@ -193,7 +169,7 @@ type groupStats struct {
 
 // keyedStats is the broker's named statistics.
 type keyedStats struct {
-	topics               cowMap[*topicStats]
+	topics               statsMap[*topicStats]
 	brokerPut, brokerGet statsItem
 	once                 sync.Once
 }

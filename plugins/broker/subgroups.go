@@ -50,7 +50,7 @@ type SubscriptionGroupManager struct {
 	// loaded: subscriptionGroup.json (or its .bak) existed at start (adopt.go).
 	loaded bool
 
-	persistMu sync.Mutex
+	persister filePersister
 }
 
 func newSubscriptionGroupManager(b *Broker) (*SubscriptionGroupManager, error) {
@@ -166,5 +166,5 @@ func (m *SubscriptionGroupManager) encode(pretty bool) ([]byte, error) {
 
 // persist writes subscriptionGroup.json.
 func (m *SubscriptionGroupManager) persist() error {
-	return persistWith(&m.persistMu, m.path, m.encode)
+	return m.persister.persist(m.path, m.encode)
 }

@@ -83,8 +83,7 @@ type TopicConfigManager struct {
 	table   map[string]body.TopicConfig
 	version body.DataVersion
 
-	// persistMu orders snapshot+write pairs so the file always ends with the newest table.
-	persistMu sync.Mutex
+	persister filePersister
 	// regKick asks the registration loop to register now (buffer 1: requests coalesce).
 	regKick chan struct{}
 	// configVersion versions the broker's settings for GET_BROKER_CONFIG; they
@@ -373,5 +372,5 @@ func (m *TopicConfigManager) encode(pretty bool) ([]byte, error) {
 
 // persist writes topics.json.
 func (m *TopicConfigManager) persist() error {
-	return persistWith(&m.persistMu, m.path, m.encode)
+	return m.persister.persist(m.path, m.encode)
 }
