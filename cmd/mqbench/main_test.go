@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/mqd/mqd/plugins/broker"
 	"github.com/mqd/mqd/tests"
 )
 
@@ -117,6 +119,39 @@ func TestNativeProducerAgainstCluster(t *testing.T) {
 	}
 }
 
+// TestNativeProducerRequestsAndTopics: --requests stops the run after that
+// many requests, and --topics spreads them over topics the broker
+// auto-creates, each queue of each topic in turn.
+func TestNativeProducerRequestsAndTopics(t *testing.T) {
+	c := tests.StartCluster(t, tests.ClusterOptions{})
+	var out, errOut bytes.Buffer
+	prefix := tests.UniqueName("BenchMany")
+	const topics, requests = 5, 20
+	code := run(context.Background(), []string{"producer", "--client", "native", "-n", c.NameSrvAddr, "-t", prefix, "-w", "3", "-s", "64",
+		"-d", "10m", "--topics", fmt.Sprint(topics), "--requests", fmt.Sprint(requests), "-o", "json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, errOut.String())
+	}
+	var ns ProducerSummary
+	if err := json.Unmarshal(out.Bytes(), &ns); err != nil {
+		t.Fatalf("json summary: %v\n%s", err, out.String())
+	}
+	if ns.Sent != requests || ns.Requests != requests || ns.SendFailed != 0 || ns.ResponseFailed != 0 {
+		t.Fatalf("summary %+v, want %d messages sent and nothing failed\nstderr:\n%s", ns, requests, errOut.String())
+	}
+	st := c.Module("app.broker").(*broker.Broker).Store()
+	for i := range topics {
+		topic := fmt.Sprintf("%s-%05d", prefix, i)
+		var total int64
+		for q := range int32(16) {
+			total += st.MaxOffset(topic, q)
+		}
+		if total != requests/topics {
+			t.Errorf("%s holds %d messages, want %d", topic, total, requests/topics)
+		}
+	}
+}
+
 // TestUsageErrors: a wrong command line exits 2 with one line saying why and
 // one pointing at --help, before anything connects.
 func TestUsageErrors(t *testing.T) {
@@ -124,6 +159,7 @@ func TestUsageErrors(t *testing.T) {
 		{},
 		{"bogus"},
 		{"producer", "-w", "0"},
+		{"producer", "--requests", "-1"},
 		{"producer", "-o", "xml"},
 		{"producer", "extra"},
 		{"producer", "--bogus"},

@@ -28,6 +28,7 @@ type producerOptions struct {
 	batch     int
 	rate      int
 	topics    int
+	requests  int64
 	producers int
 	retry     int
 	timeout   time.Duration
@@ -97,6 +98,7 @@ func producerCommand(stdout, stderr io.Writer) *cobra.Command {
 	fs.IntVar(&o.retry, "retry", 2, "client retries of a failed sync send (RocketMQ's retryTimesWhenSendFailed)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Second, "send timeout")
 	fs.IntVar(&o.topics, "topics", 1, "spread the sends over this many topics, TOPIC-00000 and on, auto-created by the broker (native client)")
+	fs.Int64Var(&o.requests, "requests", 0, "stop after this many requests (0: run for --duration); --topics N with --requests 4N reaches every queue of every topic, e.g. to create them before a measured run")
 	fs.IntVar(&o.rate, "rate", 0, "requests per second across all goroutines, evenly spaced (0: as fast as the broker answers); for latency at a fixed load")
 	return c
 }
@@ -148,6 +150,8 @@ func (o *producerOptions) check() error {
 		return cmdline.Usagef("--client must be go or native")
 	case o.rate < 0:
 		return cmdline.Usagef("--rate must not be negative")
+	case o.requests < 0:
+		return cmdline.Usagef("--requests must not be negative")
 	case o.topics < 1:
 		return cmdline.Usagef("--topics must be at least 1")
 	case o.topics > 1 && o.client != "native":
@@ -191,6 +195,7 @@ func runProducer(ctx context.Context, o producerOptions, stdout, stderr io.Write
 	fmt.Fprintf(lines, "delayEnable: false delayLevel: 1\nasyncEnable: false\nbatchSize: %d producers: %d client: %s\n", o.batch, o.producers, o.client)
 
 	var st producerStats
+	var claimed atomic.Int64
 	pace := newPacer(o.rate)
 	prev := st.snapshot(time.Now())
 	report := func(now time.Time) {
@@ -201,6 +206,9 @@ func runProducer(ctx context.Context, o producerOptions, stdout, stderr io.Write
 	res := sendLoad(runCtx, o.threads, o.interval, report, func() (time.Duration, error) {
 		// The send itself is not bound to runCtx: a request in flight when
 		// the run ends completes and is counted, as in RocketMQ's tool.
+		if o.requests > 0 && claimed.Add(1) > o.requests {
+			return 0, errRunDone
+		}
 		if pace != nil {
 			pace.wait(runCtx)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -123,6 +124,10 @@ type loadResult struct {
 // interval. send makes one request and returns its round trip and error;
 // counting is send's, the latency histogram of the successes and the first
 // error are sendLoad's.
+// errRunDone from a send function ends its goroutine: the run has sent
+// what it was asked to.
+var errRunDone = errors.New("run done")
+
 func sendLoad(ctx context.Context, threads int, interval time.Duration, report func(now time.Time), send func() (time.Duration, error)) loadResult {
 	start := time.Now()
 	stopReport := make(chan struct{})
@@ -144,6 +149,9 @@ func sendLoad(ctx context.Context, threads int, interval time.Duration, report f
 			defer wg.Done()
 			for ctx.Err() == nil {
 				rt, err := send()
+				if errors.Is(err, errRunDone) {
+					return
+				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue
