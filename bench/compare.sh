@@ -22,7 +22,8 @@
 #   lat10k   send latency at a fixed 10,000 msg/s of 1 KiB (mqbench --rate;
 #            nats bench reports no percentiles, so JetStream is left out)
 #   consume  consume 1,000,000 stored 128 B messages (the official Go push
-#            consumer for mqd and RocketMQ, nats bench js consume)
+#            consumer and mqbench's native pull loops for mqd and RocketMQ,
+#            nats bench js consume)
 #   topics   10 topics against 10,000 topics (4 queues each, auto-created by
 #            4 sends per topic before the measured run, whose time is noted),
 #            sync 1 KiB with mqbench native --topics; the
@@ -120,7 +121,7 @@ start_mqd() { # FLUSH [ROLE]
     --log-format json 2>"$dir/log" &
   bpid=$!
   pids+=("$bpid")
-  for _ in $(seq 1 200); do grep -q '"ready"' "$dir/log" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 2000); do grep -q '"ready"' "$dir/log" 2>/dev/null && break; sleep 0.005; done
   ready_ms=$((($(date +%s%N) - t0) / 1000000))
   ns=$NS
 }
@@ -155,7 +156,7 @@ start_nats() { # durable?
   "$tools/nats-server" -p 24222 -c "$dir/nats.conf" >"$dir/log" 2>&1 &
   bpid=$!
   pids+=("$bpid")
-  for _ in $(seq 1 200); do grep -q "Server is ready" "$dir/log" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 2000); do grep -q "Server is ready" "$dir/log" 2>/dev/null && break; sleep 0.005; done
   ready_ms=$((($(date +%s%N) - t0) / 1000000))
   "$tools/nats" -s $NURL stream add benchstream --subjects bench --storage file --replicas 1 --defaults >/dev/null
 }
@@ -237,12 +238,22 @@ consume_run() {
     kill -0 "$pp" 2>/dev/null || break
   done
   wait "$pp" 2>/dev/null || true
-  rss_watch "$bpid" "$rssf" &
-  t0=$(cpu_ticks $bpid)
-  out=$("$work/mqbench" consumer -n "$ns" -t "$topic" --from first -d "$((dur * 2))s" -o json 2>/dev/null)
-  t1=$(cpu_ticks $bpid)
-  read -r n secs < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["consumed"], d["consumed"] / max(d["tps"], 1))')
-  row consume "$s" "go push consumer" "$n" "$secs" $((t1 - t0)) "$rssf" "-"
+  local c label
+  for c in go native; do
+    label="go push consumer"
+    [ $c = native ] && label="native pull"
+    rssf=$work/rss.$RANDOM
+    rss_watch "$bpid" "$rssf" &
+    t0=$(cpu_ticks $bpid)
+    # each client in a group of its own, from the first message, until it has them all
+    out=$("$work/mqbench" consumer --client $c -n "$ns" -t "$topic" -g "bench_$c$RANDOM" --from first --messages 1000000 -d "$((dur * 4))s" -o json 2>/dev/null) || true
+    t1=$(cpu_ticks $bpid)
+    if ! read -r n secs < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["consumed"], d["consumed"] / max(d["tps"], 1))' 2>/dev/null); then
+      notes+=("consume, $s, $c: mqbench consumer failed")
+      continue
+    fi
+    row consume "$s" "$label" "$n" "$secs" $((t1 - t0)) "$rssf" "-"
+  done
 }
 # stored_msgs TOPIC: messages in the topic, from the broker's max offsets.
 stored_msgs() {
@@ -268,7 +279,7 @@ start_mqd_slave() {
     --set brokerRole=SLAVE --set storePathRootDir="$dir/store" --set admin.listen= --set broker.metricsAddr= --log-format json 2>"$dir/log" &
   spid=$!
   pids+=("$spid")
-  for _ in $(seq 1 200); do grep -q '"ready"' "$dir/log" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 2000); do grep -q '"ready"' "$dir/log" 2>/dev/null && break; sleep 0.005; done
   sleep 2 # the slave's HA connection
 }
 stop_slave() { [ -n "$spid" ] && { kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; }; spid=""; rm -rf "$work"/mqd-slave-*; }
@@ -426,11 +437,13 @@ for w in ("sync1k", "durable", "batch128"):
     m, o = find(w, "mqd", "native"), find(w, "nats", "nats")
     if m and o and float(o[3]) > 0 and float(o[4]) > 0:
         ratios.append(f"| {w} | mqd with mqbench native / JetStream with {o[2]} | {float(m[3]) / float(o[3]):.2f}× | {float(m[4]) / float(o[4]):.2f}× |")
-m, o, n = find("consume", "mqd", "go"), find("consume", "rocketmq", "go"), find("consume", "nats", "nats")
-if m and o and float(o[3]) > 0:
-    ratios.append(f"| consume | mqd / RocketMQ, both with the Go push consumer | {float(m[3]) / float(o[3]):.2f}× | {float(m[4]) / float(o[4]):.2f}× |")
-if m and n and float(n[3]) > 0:
-    ratios.append(f"| consume | mqd with the Go push consumer / JetStream with nats bench js consume | {float(m[3]) / float(n[3]):.2f}× | {float(m[4]) / float(n[4]):.2f}× |")
+n = find("consume", "nats", "nats")
+for c, label in (("go", "the Go push consumer"), ("native", "mqbench's native pull loops")):
+    m, o = find("consume", "mqd", c), find("consume", "rocketmq", c)
+    if m and o and float(o[3]) > 0 and float(o[4]) > 0:
+        ratios.append(f"| consume | mqd / RocketMQ, both with {label} | {float(m[3]) / float(o[3]):.2f}× | {float(m[4]) / float(o[4]):.2f}× |")
+    if m and n and float(n[3]) > 0 and float(n[4]) > 0:
+        ratios.append(f"| consume | mqd with {label} / JetStream with nats bench js consume | {float(m[3]) / float(n[3]):.2f}× | {float(m[4]) / float(n[4]):.2f}× |")
 for s_ in ("mqd", "rocketmq"):
     a, y = find("topics 10", s_, "native"), find("topics 10000", s_, "native")
     if a and y and float(a[3]) > 0:

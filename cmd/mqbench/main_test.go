@@ -152,6 +152,42 @@ func TestNativeProducerRequestsAndTopics(t *testing.T) {
 	}
 }
 
+// TestNativeConsumerAgainstCluster: the native consumer pulls every queue
+// from the first offset and stops after --messages.
+func TestNativeConsumerAgainstCluster(t *testing.T) {
+	c := tests.StartCluster(t, tests.ClusterOptions{})
+	topic := tests.UniqueName("BenchConsume")
+	const n = 300
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"producer", "--client", "native", "-n", c.NameSrvAddr, "-t", topic, "-w", "4", "-s", "64",
+		"--batch", "3", "--requests", fmt.Sprint(n / 3), "-o", "json"}, &out, &errOut); code != 0 {
+		t.Fatalf("producer: exit %d\nstderr:\n%s", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code := run(context.Background(), []string{"consumer", "--client", "native", "-n", c.NameSrvAddr, "-t", topic, "--from", "first",
+		"--messages", fmt.Sprint(n), "-d", "10m", "-o", "json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("consumer: exit %d\nstderr:\n%s", code, errOut.String())
+	}
+	var cs ConsumerSummary
+	if err := json.Unmarshal(out.Bytes(), &cs); err != nil {
+		t.Fatalf("json summary: %v\n%s", err, out.String())
+	}
+	if cs.Consumed != n || cs.TPS <= 0 {
+		t.Fatalf("consumer summary %+v, want %d consumed\nstderr:\n%s", cs, n, errOut.String())
+	}
+	// And the topic holds exactly as many.
+	st := c.Module("app.broker").(*broker.Broker).Store()
+	var stored int64
+	for q := range int32(16) {
+		stored += st.MaxOffset(topic, q)
+	}
+	if stored != n {
+		t.Fatalf("%s holds %d messages, want %d", topic, stored, n)
+	}
+}
+
 // TestUsageErrors: a wrong command line exits 2 with one line saying why and
 // one pointing at --help, before anything connects.
 func TestUsageErrors(t *testing.T) {
@@ -164,6 +200,8 @@ func TestUsageErrors(t *testing.T) {
 		{"producer", "extra"},
 		{"producer", "--bogus"},
 		{"consumer", "--from", "middle"},
+		{"consumer", "--client", "java"},
+		{"consumer", "--messages", "-5"},
 		{"transaction", "--sr", "0.6", "--su", "0.6"},
 	} {
 		var out, errOut bytes.Buffer

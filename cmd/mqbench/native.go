@@ -90,12 +90,19 @@ func newNativeSender(ctx context.Context, o producerOptions) (*nativeSender, err
 // route asks the name servers for the topic's route, then for TBW102's (capped
 // at 4 queues per broker, as the clients do) when the topic does not exist yet.
 func (s *nativeSender) route(ctx context.Context, namesrvs []string) (*body.TopicRouteData, error) {
+	return fetchRoute(ctx, s.clients[0], namesrvs, s.topic, "TBW102")
+}
+
+// fetchRoute returns the route of the first of topics a name server knows.
+// TBW102's (the auto-creation template) is capped at 4 queues per broker, as
+// the clients cap it.
+func fetchRoute(ctx context.Context, c *remoting.Client, namesrvs []string, topics ...string) (*body.TopicRouteData, error) {
 	var lastErr error
-	for _, topic := range []string{s.topic, "TBW102"} {
+	for _, topic := range topics {
 		for _, ns := range namesrvs {
 			ns = strings.TrimPrefix(strings.TrimPrefix(ns, "http://"), "https://")
 			cctx, cancel := context.WithTimeout(ctx, 6*time.Second)
-			resp, err := s.clients[0].Invoke(cctx, ns, remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil))
+			resp, err := c.Invoke(cctx, ns, remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil))
 			cancel()
 			if err != nil {
 				lastErr = fmt.Errorf("route of %s from %s: %w", topic, ns, err)
