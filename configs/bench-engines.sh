@@ -43,7 +43,8 @@ import json, sys
 d = json.load(sys.stdin)
 eng, flush, t0, t1, tick, secs = sys.argv[1:]
 cpu = (int(t1) - int(t0)) / int(tick)
-print(f"{eng:10s} {flush:12s} {d[\"sent\"]/float(secs):9.0f} msg/s  broker CPU {cpu*1e6/max(d[\"sent\"],1):6.1f} us/msg  p99 {d[\"latency\"][\"p99Ms\"]} ms")
+sent, p99 = d["sent"], d["latency"]["p99Ms"]
+print(f"{eng:10s} {flush:12s} {sent/float(secs):9.0f} msg/s  broker CPU {cpu*1e6/max(sent,1):6.1f} us/msg  p99 {p99} ms")
 ' "$1" "$2" "$t0" "$t1" "$tick" "$secs"
   rm -rf "$dir"
 }

@@ -85,7 +85,8 @@ type Options struct {
 	// MaxBatch bounds the puts one commit takes.
 	MaxBatch int
 	// ValueThreshold: values this large or larger (records) are kept in
-	// Badger's value log rather than its LSM tree.
+	// Badger's value log rather than its LSM tree. 0 picks by flush mode
+	// (valueThresholdFor).
 	ValueThreshold int64
 	// TTL, when set, replaces fileReservedTime as the life of every key
 	// (Badger counts it in seconds; tests use a few).
@@ -94,7 +95,25 @@ type Options struct {
 
 // DefaultOptions are the engine's defaults.
 func DefaultOptions() Options {
-	return Options{GCInterval: 10 * time.Minute, GCDiscardRatio: 0.5, MaxBatch: 512, ValueThreshold: 256}
+	return Options{GCInterval: 10 * time.Minute, GCDiscardRatio: 0.5, MaxBatch: 512}
+}
+
+// valueThresholdFor is the value threshold when none is set. Under
+// ASYNC_FLUSH records (about 1 KiB) go to the value log, so compactions move
+// only keys and small units. Under SYNC_FLUSH every commit must sync each log
+// it wrote before it is answered: records kept in the LSM tree (Badger's
+// largest threshold, 1 MiB) leave one log to sync per commit instead of two,
+// which measured 16.7-17.5k against 13.5-13.9k durable sends a second
+// (docs/store.md, "The Badger engine").
+func valueThresholdFor(set int64, syncFlush bool) int64 {
+	switch {
+	case set > 0:
+		return set
+	case syncFlush:
+		return 1 << 20
+	default:
+		return 256
+	}
 }
 
 // WithDir, WithGCInterval and WithMaxBatch set one option.
@@ -247,14 +266,14 @@ func (s *Store) Start() error {
 	if err := os.MkdirAll(s.eng.Dir, 0o755); err != nil {
 		return err
 	}
-	// Records (about 1 KiB) go to the value log, not the LSM tree, so
-	// compactions move only keys and small units; keys are written once by
-	// one committer, so conflict detection would only cost.
+	// Where records go depends on the flush mode (valueThresholdFor); keys
+	// are written once by one committer, so conflict detection would only
+	// cost.
 	// Under SYNC_FLUSH Badger syncs every write (and the files it rotates
 	// out, which DB.Sync would not); one write carries every put queued
 	// meanwhile, so that is the group commit.
 	bo := badgerdb.DefaultOptions(s.eng.Dir).WithLogger(zerologAdapter{s.log}).WithSyncWrites(s.opts.IsSyncFlush()).
-		WithMetricsEnabled(false).WithDetectConflicts(false).WithValueThreshold(s.eng.ValueThreshold).
+		WithMetricsEnabled(false).WithDetectConflicts(false).WithValueThreshold(valueThresholdFor(s.eng.ValueThreshold, s.opts.IsSyncFlush())).
 		WithNumVersionsToKeep(1)
 	db, err := badgerdb.Open(bo)
 	if err != nil {
