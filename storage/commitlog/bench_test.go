@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,6 +83,43 @@ func BenchmarkPutAsync128B(b *testing.B) {
 		}
 	}
 	mt.report(b, b.N)
+}
+
+// BenchmarkPutManyQueues appends 1 KiB messages round-robin over 10,000
+// topics of 4 queues (the first 40,000 puts create the consume-queue files,
+// outside the timed part), under ASYNC_FLUSH from one goroutine: what a put
+// costs when every one lands in a different, cold consume queue.
+func BenchmarkPutManyQueues(b *testing.B) {
+	const topics, queues = 10000, 4
+	opts := testOptions(benchDir(b))
+	opts.MappedFileSizeCommitLog = 256 << 20
+	opts.MappedFileSizeConsumeQueue = DefaultOptions().MappedFileSizeConsumeQueue
+	opts.MaxHashSlotNum, opts.MaxIndexNum = DefaultOptions().MaxHashSlotNum, DefaultOptions().MaxIndexNum
+	s := openT(b, opts)
+	defer closeT(b, s)
+	names := make([]string, topics)
+	for i := range names {
+		names[i] = "Many" + strconv.Itoa(i)
+	}
+	m := benchMsg(1024)
+	put := func(i int) {
+		m.Topic, m.QueueID = names[i%topics], int32(i/topics%queues)
+		if r := s.Put(m); r.Status != storage.PutOK {
+			b.Fatal(r.Status, r.Err)
+		}
+	}
+	for i := range topics * queues {
+		put(i)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(message.EncodedSize(m)))
+	b.ResetTimer()
+	mt := startMeter()
+	for i := 0; i < b.N; i++ {
+		put(i)
+	}
+	mt.report(b, b.N)
+	b.StopTimer() // closing flushes 40,000 files
 }
 
 // BenchmarkPutSyncFlush1KB64 appends 1 KiB messages under SYNC_FLUSH from 64

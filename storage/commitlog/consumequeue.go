@@ -75,15 +75,8 @@ func (c *consumeQueue) reserve(start, end int64) error {
 // a reserved one, or new ones created up to pos and reserved (resMu held).
 func (c *consumeQueue) reservedFileAt(pos int64) (*mappedFile, error) {
 	holds := func(mf *mappedFile) bool { return mf.from <= pos && pos < mf.from+mf.size }
-	for _, mf := range c.reserved {
-		if holds(mf) && mf.hold() {
-			return mf, nil
-		}
-	}
-	var have int64
-	if n := len(c.reserved); n > 0 {
-		have = c.reserved[n-1].from + c.reserved[n-1].size
-	} else if last := c.q.last(); last != nil {
+	have := pos - pos%c.q.fileSize // where files must start when there are none
+	if last := c.q.last(); last != nil {
 		if holds(last) {
 			if !last.hold() {
 				return nil, fmt.Errorf("file %s was closed", last.path)
@@ -91,8 +84,17 @@ func (c *consumeQueue) reservedFileAt(pos int64) (*mappedFile, error) {
 			return last, nil
 		}
 		have = last.from + last.size
-	} else {
-		have = pos - pos%c.q.fileSize // the queue's first file
+	}
+	for _, mf := range c.reserved {
+		if holds(mf) && mf.hold() {
+			return mf, nil
+		}
+		have = max(have, mf.from+mf.size)
+	}
+	if have > pos {
+		// Files end past pos but none holds it: creating more would never
+		// reach it.
+		return nil, fmt.Errorf("no file holds byte %d (files reach %d)", pos, have)
 	}
 	for {
 		mf, err := c.q.create(have)

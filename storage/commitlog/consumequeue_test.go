@@ -89,3 +89,36 @@ func TestTruncateByPhySkipsPlaceholders(t *testing.T) {
 		})
 	}
 }
+
+// TestReserveAfterARefusedPutReachesItsFile: a put whose entries spanned the
+// newest file A and a new file B reserved B, then was refused (B's blocks
+// could not be reserved); the retry starts in A again. Reserving must find A,
+// not create files past B forever looking for bytes that are in A.
+func TestReserveAfterARefusedPutReachesItsFile(t *testing.T) {
+	c := testCQ(t)
+	for i := range int64(5) {
+		c.fill(t, i, cqEnt{i * 100, 100})
+	}
+	b, err := c.q.create(10 * cqUnit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.reserved = append(c.reserved, b) // as the refused put left it
+	c.resEnd.Store(10 * cqUnit)
+	if err := c.reserve(5*cqUnit, 12*cqUnit); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.reserved); n != 1 {
+		t.Fatalf("%d files reserved, want B alone", n)
+	}
+	if got := c.resEnd.Load(); got < 12*cqUnit {
+		t.Fatalf("reserved up to byte %d, want at least %d", got, 12*cqUnit)
+	}
+	// Entries 5..11 land in A and B.
+	for i := int64(5); i < 12; i++ {
+		c.fill(t, i, cqEnt{i * 100, 100})
+	}
+	if phy, _, _, ok := c.entry(11); !ok || phy != 1100 {
+		t.Fatalf("entry 11: %d %v", phy, ok)
+	}
+}

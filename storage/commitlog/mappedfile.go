@@ -25,6 +25,11 @@ const pageSize = 4096
 // The chunk doubles from one page up to allocMaxChunk as a queue grows.
 const allocMaxChunk = 1 << 20
 
+// sysPageSize is the unit of a fault: a page written through a mapping
+// needs blocks for the whole of it, so allocations round to it (64 KiB on
+// some arm64 kernels, not RocketMQ's 4 KiB flush unit).
+var sysPageSize = int64(os.Getpagesize())
+
 // fileName is the 20-digit zero-padded start offset (UtilAll.offset2FileName).
 func fileName(offset int64) string { return fmt.Sprintf("%020d", offset) }
 
@@ -165,8 +170,10 @@ func mapFile(f *os.File, path string, from, size int64, sparse bool) (*mappedFil
 	if sparse {
 		// Blocks end at the first hole (written sequentially from byte 0).
 		// Without SEEK_HOLE, assume the whole file is backed.
-		if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err == nil {
-			mf.allocated.Store(min(hole, size))
+		if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err == nil && hole < size {
+			// Rounded down to a whole page: with blocks smaller than
+			// pages, the page holding the hole is not backed throughout.
+			mf.allocated.Store(hole &^ (sysPageSize - 1))
 		}
 		// No read-around on faults: with the usual read_ahead_kb (8 MiB
 		// here) the first write to a new consume-queue file would fault in
@@ -211,8 +218,8 @@ func (m *mappedFile) allocate(end int64) error {
 	if end <= have {
 		return nil
 	}
-	chunk := min(max(have, pageSize), allocMaxChunk)
-	to := min((max(end, have+chunk)+pageSize-1)&^(pageSize-1), m.size)
+	chunk := min(max(have, sysPageSize), allocMaxChunk)
+	to := min((max(end, have+chunk)+sysPageSize-1)&^(sysPageSize-1), m.size)
 	err := m.withFD(func(fd int) error { return unix.Fallocate(fd, 0, have, to-have) })
 	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
@@ -306,18 +313,26 @@ func (m *mappedFile) zeroFrom(pos int64) error {
 	}
 	clear(m.data[pos:pageStart])
 	if pageStart < m.size && m.sparse {
-		// A sparse file gives the tail's blocks back; allocate reserves
-		// them again before the next write there.
+		// A sparse file gives the tail's blocks back from the next whole
+		// system page (the one holding pos stays backed throughout, since
+		// allocations cover whole pages); allocate reserves them again
+		// before the next write there (a consume queue's put path forgets
+		// what it reserved: dropReserved).
+		sysStart := min((pos+sysPageSize-1)&^(sysPageSize-1), m.size)
+		clear(m.data[pageStart:sysStart])
 		m.allocMu.Lock()
 		err := m.withFD(func(fd int) error {
-			return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, pageStart, m.size-pageStart)
+			if sysStart == m.size {
+				return nil
+			}
+			return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, sysStart, m.size-sysStart)
 		})
 		if err == nil {
-			m.allocated.Store(min(m.allocated.Load(), pageStart))
+			m.allocated.Store(min(m.allocated.Load(), sysStart))
 		}
 		m.allocMu.Unlock()
 		if err != nil {
-			m.clearWrittenPages(pageStart, m.allocated.Load())
+			m.clearWrittenPages(sysStart, m.allocated.Load())
 		}
 	} else if pageStart < m.size {
 		fd, n := int(m.f.Fd()), m.size-pageStart

@@ -177,7 +177,9 @@ func (s *Store) checkpointRecovered(scanned []*mappedFile) error {
 			}
 		}
 	}
-	if err := s.flushConsumeQueues(0, false); err != nil {
+	if err := s.flushConsumeQueues(0, false); errors.Is(err, errDirsUnsynced) {
+		return s.cp.flush() // without a logics offset until the directories are synced
+	} else if err != nil {
 		return err
 	}
 	if rec := s.lastDispatchRec.Load(); rec >= 0 {
