@@ -63,14 +63,20 @@ func (m meter) report(b *testing.B, msgs int) {
 	b.ReportMetric(float64(cpuTime()-m.cpu)/float64(msgs), "cpu-ns/msg")
 }
 
-// BenchmarkPutAsync128B appends 128-byte messages under ASYNC_FLUSH from one
-// goroutine (the background flusher runs as configured: 500 ms / 4 pages).
-func BenchmarkPutAsync128B(b *testing.B) {
+// openBenchStore opens an ASYNC_FLUSH store with production-sized consume
+// queues and index (256 MiB commit-log files, to fit the test disk).
+func openBenchStore(b *testing.B) *Store {
 	opts := testOptions(benchDir(b))
 	opts.MappedFileSizeCommitLog = 256 << 20
 	opts.MappedFileSizeConsumeQueue = DefaultOptions().MappedFileSizeConsumeQueue
 	opts.MaxHashSlotNum, opts.MaxIndexNum = DefaultOptions().MaxHashSlotNum, DefaultOptions().MaxIndexNum
-	s := openT(b, opts)
+	return openT(b, opts)
+}
+
+// BenchmarkPutAsync128B appends 128-byte messages under ASYNC_FLUSH from one
+// goroutine (the background flusher runs as configured: 500 ms / 4 pages).
+func BenchmarkPutAsync128B(b *testing.B) {
+	s := openBenchStore(b)
 	defer closeT(b, s)
 	m := benchMsg(128)
 	b.ReportAllocs()
@@ -91,11 +97,7 @@ func BenchmarkPutAsync128B(b *testing.B) {
 // costs when every one lands in a different, cold consume queue.
 func BenchmarkPutManyQueues(b *testing.B) {
 	const topics, queues = 10000, 4
-	opts := testOptions(benchDir(b))
-	opts.MappedFileSizeCommitLog = 256 << 20
-	opts.MappedFileSizeConsumeQueue = DefaultOptions().MappedFileSizeConsumeQueue
-	opts.MaxHashSlotNum, opts.MaxIndexNum = DefaultOptions().MaxHashSlotNum, DefaultOptions().MaxIndexNum
-	s := openT(b, opts)
+	s := openBenchStore(b)
 	defer closeT(b, s)
 	names := make([]string, topics)
 	for i := range names {
