@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -160,28 +158,12 @@ func pullLoop(ctx context.Context, c *remoting.Client, o consumerOptions, broker
 // recordStamps walks the stored-format records of a pull body and passes
 // each one's born and store timestamps (ms) to fn.
 func recordStamps(b []byte, fn func(born, store int64)) error {
-	const (
-		posSysFlag  = 36
-		posBornTime = 40
-		posBornHost = 48
-	)
 	for len(b) > 0 {
-		if len(b) < posBornHost {
-			return errors.New("truncated record in a pull body")
+		size, err := message.CheckRecord(b, false)
+		if err != nil {
+			return fmt.Errorf("record in a pull body: %w", err)
 		}
-		size := int(binary.BigEndian.Uint32(b))
-		if size < posBornHost+8 || size > len(b) {
-			return fmt.Errorf("record size %d in a pull body of %d bytes", size, len(b))
-		}
-		bornHost := 8
-		if int32(binary.BigEndian.Uint32(b[posSysFlag:]))&message.SysFlagBornHostV6 != 0 {
-			bornHost = 20
-		}
-		storeAt := posBornHost + bornHost
-		if storeAt+8 > size {
-			return fmt.Errorf("record of %d bytes too short for its timestamps", size)
-		}
-		fn(int64(binary.BigEndian.Uint64(b[posBornTime:])), int64(binary.BigEndian.Uint64(b[storeAt:])))
+		fn(message.RecordBornTimestamp(b), message.RecordStoreTimestamp(b))
 		b = b[size:]
 	}
 	return nil

@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,5 +33,17 @@ func TestWriteFileReplacesAndLeavesNoTemp(t *testing.T) {
 func TestWriteFileMissingDirFailsCleanly(t *testing.T) {
 	if err := WriteFile(filepath.Join(t.TempDir(), "no", "f"), []byte("x"), 0o644); err == nil {
 		t.Fatal("write into a missing directory succeeded")
+	}
+}
+
+// TestSyncFS: syncfs on the file system of an existing directory succeeds; a
+// missing directory is an ErrNotExist the caller can tell apart.
+func TestSyncFS(t *testing.T) {
+	dir := t.TempDir()
+	if err := SyncFS(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncFS(filepath.Join(dir, "gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("SyncFS of a missing directory: %v, want ErrNotExist", err)
 	}
 }

@@ -3,7 +3,8 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,16 +145,18 @@ func (c *statsMap[V]) GetOrCreate(key string, mk func() V) V {
 
 // Range calls fn for every entry, in key order.
 func (c *statsMap[V]) Range(fn func(key string, v V)) {
-	var keys []string
-	vals := map[string]V{}
+	type entry struct {
+		key string
+		v   V
+	}
+	var all []entry
 	c.m.Range(func(k, v any) bool {
-		keys = append(keys, k.(string))
-		vals[k.(string)] = v.(V)
+		all = append(all, entry{k.(string), v.(V)})
 		return true
 	})
-	sort.Strings(keys)
-	for _, k := range keys {
-		fn(k, vals[k])
+	slices.SortFunc(all, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	for _, e := range all {
+		fn(e.key, e.v)
 	}
 }
 

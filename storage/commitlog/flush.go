@@ -2,7 +2,6 @@ package commitlog
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -260,19 +259,6 @@ var errDirsUnsynced = errors.New("consume-queue directories not synced (out of f
 // past which flushConsumeQueues syncs the whole file system instead.
 const manyDirsToSync = 256
 
-// syncFS flushes the file system holding dir (syncfs), metadata included.
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
-	}
-	return nil
-}
-
 // flushConsumeQueues msyncs every consume queue; with checkpoint set it then
 // records the logics timestamp and persists the checkpoint.
 func (s *Store) flushConsumeQueues(leastPages int, checkpoint bool) error {
@@ -302,7 +288,7 @@ func (s *Store) flushConsumeQueues(leastPages int, checkpoint bool) error {
 		// A burst of new queues (thousands of auto-created topics): one
 		// syncfs makes every directory entry durable at once, where an
 		// fsync per directory took about 150 µs each here.
-		err := syncFS(s.opts.ConsumeQueueDir())
+		err := fsutil.SyncFS(s.opts.ConsumeQueueDir())
 		switch {
 		case err == nil:
 			clear(s.cqDirs)

@@ -21,7 +21,8 @@ const pageSize = 4096
 // Sparse files (the consume queues) get blocks in chunks just ahead of their
 // writes instead of all at creation: a consume-queue file is 5.7 MiB and every
 // queue of every topic has one, so reserving them whole costs gigabytes for
-// topics that hold a few messages (docs/store.md, "Consume-queue files").
+// topics that hold a few messages (docs/store.md, "Consume-queue files are
+// sparse").
 // The chunk doubles from one page up to allocMaxChunk as a queue grows.
 const allocMaxChunk = 1 << 20
 
@@ -382,10 +383,10 @@ type fileQueue struct {
 	fileSize int64
 
 	// sparse queues (consume queues) create files without reserving them
-	// whole and leave their directory entries to syncDirs, which the flush
-	// runs before the checkpoint counts on them.
+	// whole and leave their directory entries to the consume-queue flush
+	// (dirsToSync), which syncs them before the checkpoint counts on them.
 	sparse   bool
-	dirDirty atomic.Bool // files created in dir since the last syncDirs
+	dirDirty atomic.Bool // files created in dir since the last dirsToSync
 	dirNew   atomic.Bool // dir itself (and perhaps its parent) created since
 
 	mu    sync.RWMutex
