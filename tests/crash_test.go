@@ -221,7 +221,7 @@ func readQueuesRaw(t *testing.T, addr, topic string, queues int) map[int][]strin
 		if err != nil || resp.Code != remoting.Success {
 			t.Fatalf("offset request %d for queue %d: %v %+v", code, q, err, resp)
 		}
-		v, _ := strconv.ParseInt(resp.ExtFields["offset"], 10, 64)
+		v, _ := strconv.ParseInt(resp.Ext("offset"), 10, 64)
 		return v
 	}
 	out := map[int][]string{}
@@ -267,7 +267,7 @@ func readQueuesRaw(t *testing.T, addr, topic string, queues int) map[int][]strin
 			if err != nil {
 				t.Fatalf("pull queue %d: %v", q, err)
 			}
-			next, _ := strconv.ParseInt(resp.ExtFields["nextBeginOffset"], 10, 64)
+			next, _ := strconv.ParseInt(resp.Ext("nextBeginOffset"), 10, 64)
 			if n == 0 || next <= off {
 				t.Fatalf("pull queue %d at %d: no progress (next %d, max %d)", q, off, next, hi)
 			}

@@ -145,15 +145,19 @@ func (s *nativeSender) send(ctx context.Context, payload []byte, n int) (brokerE
 		if s.tag != "" {
 			props += "TAGS\x01" + s.tag + "\x02"
 		}
-		req = remoting.NewRequest(remoting.SendMessage, map[string]string{
-			"producerGroup": s.group, "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
-			"queueId": qid, "sysFlag": "0", "bornTimestamp": now, "flag": "0", "properties": props,
-			"reconsumeTimes": "0", "unitMode": "false", "maxReconsumeTimes": "0", "batch": "false",
+		req = remoting.NewRequestFields(remoting.SendMessage, remoting.Fields{
+			{Key: "producerGroup", Value: s.group}, {Key: "topic", Value: topic}, {Key: "defaultTopic", Value: "TBW102"},
+			{Key: "defaultTopicQueueNums", Value: "4"}, {Key: "queueId", Value: qid}, {Key: "sysFlag", Value: "0"},
+			{Key: "bornTimestamp", Value: now}, {Key: "flag", Value: "0"}, {Key: "properties", Value: props},
+			{Key: "reconsumeTimes", Value: "0"}, {Key: "unitMode", Value: "false"}, {Key: "maxReconsumeTimes", Value: "0"},
+			{Key: "batch", Value: "false"},
 		}, payload)
 	} else {
-		req = remoting.NewRequest(remoting.SendBatchMessage, map[string]string{
-			"a": s.group, "b": topic, "c": "TBW102", "d": "4", "e": qid, "f": "0", "g": now, "h": "0",
-			"i": "", "j": "0", "k": "false", "l": "0", "m": "true",
+		req = remoting.NewRequestFields(remoting.SendBatchMessage, remoting.Fields{
+			{Key: "a", Value: s.group}, {Key: "b", Value: topic}, {Key: "c", Value: "TBW102"}, {Key: "d", Value: "4"},
+			{Key: "e", Value: qid}, {Key: "f", Value: "0"}, {Key: "g", Value: now}, {Key: "h", Value: "0"},
+			{Key: "i", Value: ""}, {Key: "j", Value: "0"}, {Key: "k", Value: "false"}, {Key: "l", Value: "0"},
+			{Key: "m", Value: "true"},
 		}, s.batchBody(payload, n))
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)

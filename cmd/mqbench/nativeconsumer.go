@@ -97,7 +97,7 @@ func startOffset(ctx context.Context, c *remoting.Client, o consumerOptions, add
 		return 0, fmt.Errorf("consumer offset of %s/%d: %w", o.topic, queueID, err)
 	}
 	if resp.Code == remoting.Success {
-		return strconv.ParseInt(resp.ExtFields["offset"], 10, 64)
+		return strconv.ParseInt(resp.Ext("offset"), 10, 64)
 	}
 	code := remoting.GetMaxOffset
 	if o.from == "first" {
@@ -109,7 +109,7 @@ func startOffset(ctx context.Context, c *remoting.Client, o consumerOptions, add
 	if resp.Code != remoting.Success {
 		return 0, fmt.Errorf("offsets of %s/%d: code %d %s", o.topic, queueID, resp.Code, resp.Remark)
 	}
-	return strconv.ParseInt(resp.ExtFields["offset"], 10, 64)
+	return strconv.ParseInt(resp.Ext("offset"), 10, 64)
 }
 
 // pullLoop long-polls one queue until ctx ends. A failed pull is retried
@@ -119,11 +119,13 @@ func pullLoop(ctx context.Context, c *remoting.Client, o consumerOptions, broker
 	var stamps [][2]int64
 	for ctx.Err() == nil {
 		off := strconv.FormatInt(offset, 10)
-		req := remoting.NewRequest(remoting.PullMessage, map[string]string{
-			"consumerGroup": o.group, "topic": o.topic, "queueId": qid, "queueOffset": off,
-			"maxMsgNums": strconv.Itoa(nativePullBatch), "sysFlag": strconv.Itoa(nativePullSysFlag), "commitOffset": off,
-			"suspendTimeoutMillis": strconv.FormatInt(nativePullSuspend.Milliseconds(), 10),
-			"subscription":         o.filter, "subVersion": "0", "expressionType": "TAG", "bname": broker,
+		req := remoting.NewRequestFields(remoting.PullMessage, remoting.Fields{
+			{Key: "consumerGroup", Value: o.group}, {Key: "topic", Value: o.topic}, {Key: "queueId", Value: qid},
+			{Key: "queueOffset", Value: off}, {Key: "maxMsgNums", Value: strconv.Itoa(nativePullBatch)},
+			{Key: "sysFlag", Value: strconv.Itoa(nativePullSysFlag)}, {Key: "commitOffset", Value: off},
+			{Key: "suspendTimeoutMillis", Value: strconv.FormatInt(nativePullSuspend.Milliseconds(), 10)},
+			{Key: "subscription", Value: o.filter}, {Key: "subVersion", Value: "0"}, {Key: "expressionType", Value: "TAG"},
+			{Key: "bname", Value: broker},
 		}, nil)
 		cctx, cancel := context.WithTimeout(ctx, nativePullSuspend+10*time.Second)
 		resp, err := c.Invoke(cctx, addr, req)
@@ -135,7 +137,7 @@ func pullLoop(ctx context.Context, c *remoting.Client, o consumerOptions, broker
 			continue
 		}
 		now := time.Now()
-		next, nerr := strconv.ParseInt(resp.ExtFields["nextBeginOffset"], 10, 64)
+		next, nerr := strconv.ParseInt(resp.Ext("nextBeginOffset"), 10, 64)
 		switch resp.Code {
 		case remoting.Success:
 			stamps = stamps[:0]

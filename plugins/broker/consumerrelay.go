@@ -99,10 +99,7 @@ func (b *Broker) handleConsumeMessageDirectly(_ *remoting.Conn, req *remoting.Co
 		return remoting.NewResponse(remoting.SystemError, "can not find message by msgId "+msgID+" (commit-log offset "+
 			strconv.FormatInt(off, 10)+"): "+err.Error())
 	}
-	ext := make(map[string]string, len(req.ExtFields)+1)
-	for k, v := range req.ExtFields {
-		ext[k] = v
-	}
-	ext["brokerName"] = b.cfg.BrokerName
-	return b.callConsumer(remoting.NewRequest(remoting.ConsumeMessageDirectly, ext, rec), group, clientID)
+	relay := remoting.NewRequestFields(remoting.ConsumeMessageDirectly, req.ExtFields.Clone(1), rec)
+	relay.SetExt("brokerName", b.cfg.BrokerName)
+	return b.callConsumer(relay, group, clientID)
 }

@@ -9,7 +9,7 @@ import (
 // offsetResponse is a success carrying one numeric ext field.
 func offsetResponse(key string, v int64) *remoting.Command {
 	resp := remoting.NewResponse(remoting.Success, "")
-	resp.ExtFields = map[string]string{key: strconv.FormatInt(v, 10)}
+	resp.ExtFields = remoting.Fields{{Key: key, Value: strconv.FormatInt(v, 10)}}
 	return resp
 }
 

@@ -131,7 +131,7 @@ func TestViewBrokerStatsData(t *testing.T) {
 	if r.Code != remoting.Success || json.Unmarshal(r.Body, &d) != nil || d.StatsMinute.Sum != 3 || d.StatsDay.Sum != 3 {
 		t.Fatalf("%d %s %s", r.Code, r.Remark, r.Body)
 	}
-	req.ExtFields["statsKey"] = "U"
+	req.ExtFields.Set("statsKey", "U")
 	if r := b.handleViewBrokerStatsData(nil, req); r.Code != remoting.SystemError || r.Remark != "The stats <TOPIC_PUT_NUMS> <U> not exist" {
 		t.Fatalf("missing key: %d %q", r.Code, r.Remark)
 	}

@@ -258,7 +258,7 @@ func getStatusName(st storage.GetStatus) string {
 func (b *Broker) pullResponse(code int16, res *storage.GetResult, h *pullHeader) *remoting.Command {
 	resp := remoting.NewResponse(code, getStatusName(res.Status))
 	resp.ExtFields = pullExt(res.NextBeginOffset, res.MinOffset, res.MaxOffset)
-	resp.ExtFields["suggestWhichBrokerId"] = b.suggestBrokerID(res)
+	resp.ExtFields.Set("suggestWhichBrokerId", b.suggestBrokerID(res))
 	b.stats.recordGet(code == remoting.Success, len(res.Records))
 	if code == remoting.Success {
 		b.stats.keyed.recordGet(h.topic, h.group, len(res.Records), res.TotalBytes)
@@ -282,12 +282,12 @@ func (b *Broker) pullNotFound(h *pullHeader, offset int64) *remoting.Command {
 	return resp
 }
 
-func pullExt(next, minOff, maxOff int64) map[string]string {
-	return map[string]string{
-		"nextBeginOffset": strconv.FormatInt(next, 10),
-		"minOffset":       strconv.FormatInt(minOff, 10),
-		"maxOffset":       strconv.FormatInt(maxOff, 10),
+func pullExt(next, minOff, maxOff int64) remoting.Fields {
+	return remoting.Fields{
+		{Key: "nextBeginOffset", Value: strconv.FormatInt(next, 10)},
+		{Key: "minOffset", Value: strconv.FormatInt(minOff, 10)},
+		{Key: "maxOffset", Value: strconv.FormatInt(maxOff, 10)},
 		// The master, unless pullResponse says otherwise (slaveReadEnable).
-		"suggestWhichBrokerId": "0",
+		{Key: "suggestWhichBrokerId", Value: "0"},
 	}
 }

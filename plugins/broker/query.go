@@ -55,9 +55,9 @@ func (b *Broker) handleQueryMessage(_ *remoting.Conn, req *remoting.Command) *re
 		resp = remoting.NewResponse(remoting.Success, "")
 		resp.Body = body
 	}
-	resp.ExtFields = map[string]string{
-		"indexLastUpdateTimestamp": strconv.FormatInt(res.IndexLastUpdateTimestamp, 10),
-		"indexLastUpdatePhyoffset": strconv.FormatInt(res.IndexLastUpdatePhyOffset, 10),
+	resp.ExtFields = remoting.Fields{
+		{Key: "indexLastUpdateTimestamp", Value: strconv.FormatInt(res.IndexLastUpdateTimestamp, 10)},
+		{Key: "indexLastUpdatePhyoffset", Value: strconv.FormatInt(res.IndexLastUpdatePhyOffset, 10)},
 	}
 	return resp
 }

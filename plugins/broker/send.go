@@ -68,9 +68,9 @@ func parseSendHeader(req *remoting.Command, h *sendHeader) *remoting.Command {
 	names := &sendNamesV1
 	switch req.Code {
 	case remoting.SendMessageV2, remoting.SendBatchMessage, remoting.SendReplyMessageV2:
-		if _, ok := req.ExtFields["b"]; ok {
+		if req.ExtFields.Has("b") {
 			names = &sendNamesV2
-		} else if _, ok := req.ExtFields["topic"]; !ok {
+		} else if !req.ExtFields.Has("topic") {
 			names = &sendNamesV2 // neither spelling: report the V2 name
 		}
 	}
@@ -260,12 +260,12 @@ func (b *Broker) sendResponse(res *storage.PutResult, queueID int32, ids []strin
 	if b.cfg.TraceOn {
 		traceOn = "true"
 	}
-	resp.ExtFields = map[string]string{
-		"msgId":                     msgID,
-		"queueId":                   strconv.Itoa(int(queueID)),
-		"queueOffset":               strconv.FormatInt(res.QueueOffset, 10),
-		message.PropertyMsgRegion:   b.cfg.RegionID,
-		message.PropertyTraceSwitch: traceOn,
+	resp.ExtFields = remoting.Fields{
+		{Key: "msgId", Value: msgID},
+		{Key: "queueId", Value: strconv.Itoa(int(queueID))},
+		{Key: "queueOffset", Value: strconv.FormatInt(res.QueueOffset, 10)},
+		{Key: message.PropertyMsgRegion, Value: b.cfg.RegionID},
+		{Key: message.PropertyTraceSwitch, Value: traceOn},
 	}
 	return resp
 }
@@ -392,7 +392,11 @@ var errBatchRejected = errors.New("batch message rejected")
 
 // delayLevel returns the DELAY property as a number (0 when absent or malformed).
 func delayLevel(props string) int {
-	n, err := strconv.Atoi(message.Property(props, message.PropertyDelayLevel))
+	v := message.Property(props, message.PropertyDelayLevel)
+	if v == "" {
+		return 0 // the common case, without Atoi's error allocation
+	}
+	n, err := strconv.Atoi(v)
 	if err != nil {
 		return 0
 	}
@@ -445,7 +449,7 @@ func (r *extReader) fail(msg string) {
 }
 
 func (r *extReader) str(key string, required bool) string {
-	v, ok := r.req.ExtFields[key]
+	v, ok := r.req.ExtFields.Get(key)
 	if !ok && required {
 		r.fail("the custom field <" + key + "> is null")
 	}
@@ -461,7 +465,7 @@ func (r *extReader) int32(key string, required bool, def int32) int32 {
 }
 
 func (r *extReader) parseInt(key string, required bool, def int64, bits int, what string) int64 {
-	v, ok := r.req.ExtFields[key]
+	v, ok := r.req.ExtFields.Get(key)
 	if !ok || v == "" {
 		if required {
 			r.fail("the custom field <" + key + "> is null")
@@ -477,7 +481,7 @@ func (r *extReader) parseInt(key string, required bool, def int64, bits int, wha
 }
 
 func (r *extReader) bool(key string) bool {
-	v := r.req.ExtFields[key]
+	v := r.req.Ext(key)
 	return v == "true" || v == "TRUE" || v == "True"
 }
 

@@ -37,7 +37,7 @@ func (b *Broker) handleConsumerSendMsgBack(conn *remoting.Conn, req *remoting.Co
 	delay := r.int32("delayLevel", true, 0)
 	originMsgID := r.str("originMsgId", false)
 	unitMode := r.bool("unitMode")
-	maxTimes, hasMax := req.ExtFields["maxReconsumeTimes"]
+	maxTimes, hasMax := req.ExtFields.Get("maxReconsumeTimes")
 	if resp := r.failure(); resp != nil {
 		return resp
 	}
@@ -169,10 +169,10 @@ func (b *Broker) divertRetryToDLQ(req *remoting.Command, h *sendHeader, m *messa
 // sendHeaderHas reports whether the send header carries a field under its V1
 // or V2 name.
 func sendHeaderHas(req *remoting.Command, v1, v2 string) bool {
-	if v, ok := req.ExtFields[v1]; ok && v != "" {
+	if v, ok := req.ExtFields.Get(v1); ok && v != "" {
 		return true
 	}
-	v, ok := req.ExtFields[v2]
+	v, ok := req.ExtFields.Get(v2)
 	return ok && v != ""
 }
 

@@ -12,7 +12,6 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -463,7 +462,7 @@ func (c *Controller) notifyGroup(g *Group) {
 			defer c.notifyWG.Done()
 			ctx, cancel := stopContext(c.stop, 3*time.Second)
 			defer cancel()
-			_, _ = c.notifier.Invoke(ctx, addr, remoting.NewRequest(remoting.NotifyBrokerRoleChanged, maps.Clone(ext), body))
+			_, _ = c.notifier.Invoke(ctx, addr, remoting.NewRequestFields(remoting.NotifyBrokerRoleChanged, ext.Clone(0), body))
 		}()
 	}
 }

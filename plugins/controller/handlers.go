@@ -35,7 +35,7 @@ func (c *Controller) leaderOnly(h remoting.Handler) remoting.Handler {
 		if c.cons == nil || !c.IsLeader() {
 			resp := remoting.NewResponse(remoting.ControllerNotLeader, "The controller is not in leader state")
 			if _, addr := c.Leader(); addr != "" {
-				resp.ExtFields = map[string]string{"controllerLeaderAddress": addr}
+				resp.ExtFields = remoting.Fields{{Key: "controllerLeaderAddress", Value: addr}}
 			}
 			return resp
 		}
@@ -86,8 +86,8 @@ func (c *Controller) handleHeartbeat(_ *remoting.Conn, req *remoting.Command) *r
 	// mqd additions: leaseConfirmed renews a master's lease
 	// (docs/controller.md, "Fencing"); the group's master and epoch let a
 	// broker notice a change before its next poll.
-	resp.ExtFields = map[string]string{"isLeader": strconv.FormatBool(leader), "leaseConfirmed": strconv.FormatBool(confirmed),
-		"masterBrokerId": strconv.FormatInt(master, 10), "masterEpoch": strconv.Itoa(int(epoch))}
+	resp.ExtFields = remoting.Fields{{Key: "isLeader", Value: strconv.FormatBool(leader)}, {Key: "leaseConfirmed", Value: strconv.FormatBool(confirmed)},
+		{Key: "masterBrokerId", Value: strconv.FormatInt(master, 10)}, {Key: "masterEpoch", Value: strconv.Itoa(int(epoch))}}
 	return resp
 }
 
@@ -102,9 +102,9 @@ func (c *Controller) handleMetadata(_ *remoting.Conn, _ *remoting.Command) *remo
 		fmt.Fprintf(&peers, "%s:%s;", p.ID, p.Addr)
 	}
 	resp := remoting.NewResponse(remoting.Success, "")
-	resp.ExtFields = map[string]string{
-		"group": c.cfg.Group, "controllerLeaderId": id, "controllerLeaderAddress": addr,
-		"isLeader": strconv.FormatBool(c.IsLeader()), "peers": peers.String(),
+	resp.ExtFields = remoting.Fields{
+		{Key: "group", Value: c.cfg.Group}, {Key: "controllerLeaderId", Value: id}, {Key: "controllerLeaderAddress", Value: addr},
+		{Key: "isLeader", Value: strconv.FormatBool(c.IsLeader())}, {Key: "peers", Value: peers.String()},
 	}
 	return resp
 }
@@ -115,8 +115,8 @@ func (c *Controller) handleNextBrokerID(_ *remoting.Conn, req *remoting.Command)
 		next = g.NextBrokerID
 	}
 	resp := remoting.NewResponse(remoting.Success, "")
-	resp.ExtFields = map[string]string{"clusterName": req.Ext("clusterName"), "brokerName": req.Ext("brokerName"),
-		"nextBrokerId": strconv.FormatInt(next, 10)}
+	resp.ExtFields = remoting.Fields{{Key: "clusterName", Value: req.Ext("clusterName")}, {Key: "brokerName", Value: req.Ext("brokerName")},
+		{Key: "nextBrokerId", Value: strconv.FormatInt(next, 10)}}
 	return resp
 }
 
@@ -129,7 +129,7 @@ func (c *Controller) handleApplyBrokerID(_ *remoting.Conn, req *remoting.Command
 		return remoting.NewResponse(remoting.ControllerNotLeader, err.Error())
 	}
 	resp := respond(res)
-	resp.ExtFields = map[string]string{"clusterName": req.Ext("clusterName"), "brokerName": req.Ext("brokerName")}
+	resp.ExtFields = remoting.Fields{{Key: "clusterName", Value: req.Ext("clusterName")}, {Key: "brokerName", Value: req.Ext("brokerName")}}
 	return resp
 }
 
@@ -159,30 +159,30 @@ func (c *Controller) handleRegister(_ *remoting.Conn, req *remoting.Command) *re
 		g = res.Group
 	}
 	resp := remoting.NewResponse(remoting.Success, "")
-	resp.ExtFields = map[string]string{"clusterName": g.Cluster, "brokerName": name}
+	resp.ExtFields = remoting.Fields{{Key: "clusterName", Value: g.Cluster}, {Key: "brokerName", Value: name}}
 	if g.MasterID != noMaster && c.live.alive(name, g.MasterID, time.Now()) {
-		addMaster(resp.ExtFields, g)
-		resp.ExtFields["syncStateSetEpoch"] = strconv.Itoa(int(g.SyncStateSetEpoch))
+		addMaster(&resp.ExtFields, g)
+		resp.ExtFields.Set("syncStateSetEpoch", strconv.Itoa(int(g.SyncStateSetEpoch)))
 	}
 	resp.Body, _ = body.Marshal(body.SyncStateSet{SyncStateSet: g.SyncStateSet, SyncStateSetEpoch: g.SyncStateSetEpoch})
 	return resp
 }
 
-func addMaster(ext map[string]string, g *Group) {
-	ext["masterBrokerId"] = strconv.FormatInt(g.MasterID, 10)
-	ext["masterAddress"] = g.MasterAddr()
-	ext["masterEpoch"] = strconv.Itoa(int(g.MasterEpoch))
+func addMaster(ext *remoting.Fields, g *Group) {
+	ext.Set("masterBrokerId", strconv.FormatInt(g.MasterID, 10))
+	ext.Set("masterAddress", g.MasterAddr())
+	ext.Set("masterEpoch", strconv.Itoa(int(g.MasterEpoch)))
 	if r := g.Replicas[g.MasterID]; r != nil && r.HAAddr != "" {
-		ext["masterHaAddress"] = r.HAAddr
+		ext.Set("masterHaAddress", r.HAAddr)
 	}
 }
 
 // replicaInfo is a group's master and SyncStateSet as GET_REPLICA_INFO and
 // NOTIFY_BROKER_ROLE_CHANGED carry them.
-func replicaInfo(g *Group) (map[string]string, []byte) {
-	ext := map[string]string{"masterEpoch": strconv.Itoa(int(g.MasterEpoch)), "syncStateSetEpoch": strconv.Itoa(int(g.SyncStateSetEpoch))}
+func replicaInfo(g *Group) (remoting.Fields, []byte) {
+	ext := remoting.Fields{{Key: "masterEpoch", Value: strconv.Itoa(int(g.MasterEpoch))}, {Key: "syncStateSetEpoch", Value: strconv.Itoa(int(g.SyncStateSetEpoch))}}
 	if g.MasterID != noMaster {
-		addMaster(ext, g)
+		addMaster(&ext, g)
 	}
 	b, _ := body.Marshal(body.SyncStateSet{SyncStateSet: g.SyncStateSet, SyncStateSetEpoch: g.SyncStateSetEpoch})
 	return ext, b
@@ -213,10 +213,10 @@ func (c *Controller) handleElect(_ *remoting.Conn, req *remoting.Command) *remot
 		return resp
 	}
 	g = res.Group
-	resp.ExtFields = map[string]string{"masterEpoch": strconv.Itoa(int(g.MasterEpoch)), "syncStateSetEpoch": strconv.Itoa(int(g.SyncStateSetEpoch))}
+	resp.ExtFields = remoting.Fields{{Key: "masterEpoch", Value: strconv.Itoa(int(g.MasterEpoch))}, {Key: "syncStateSetEpoch", Value: strconv.Itoa(int(g.SyncStateSetEpoch))}}
 	if g.MasterID != noMaster {
-		resp.ExtFields["masterBrokerId"] = strconv.FormatInt(g.MasterID, 10)
-		resp.ExtFields["masterAddress"] = g.MasterAddr()
+		resp.ExtFields.Set("masterBrokerId", strconv.FormatInt(g.MasterID, 10))
+		resp.ExtFields.Set("masterAddress", g.MasterAddr())
 	}
 	out := body.ElectMasterResponseBody{SyncStateSet: g.SyncStateSet}
 	if res.Code == 0 {
@@ -271,9 +271,9 @@ func (c *Controller) handleAlter(_ *remoting.Conn, req *remoting.Command) *remot
 		return remoting.NewResponse(remoting.ControllerNotLeader, err.Error())
 	}
 	resp := respond(res)
-	resp.ExtFields = map[string]string{"newSyncStateSetEpoch": "0"}
+	resp.ExtFields = remoting.Fields{{Key: "newSyncStateSetEpoch", Value: "0"}}
 	if res.Code == 0 {
-		resp.ExtFields["newSyncStateSetEpoch"] = strconv.Itoa(int(res.Group.SyncStateSetEpoch))
+		resp.ExtFields.Set("newSyncStateSetEpoch", strconv.Itoa(int(res.Group.SyncStateSetEpoch)))
 		resp.Body, _ = body.Marshal(body.SyncStateSet{SyncStateSet: res.Group.SyncStateSet, SyncStateSetEpoch: res.Group.SyncStateSetEpoch})
 	}
 	return resp

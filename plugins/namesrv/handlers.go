@@ -52,7 +52,7 @@ func systemError(remark string) *remoting.Command {
 func requireExt(req *remoting.Command, names ...string) ([]string, *remoting.Command) {
 	vals := make([]string, len(names))
 	for i, name := range names {
-		v, ok := req.ExtFields[name]
+		v, ok := req.ExtFields.Get(name)
 		if !ok || v == "" {
 			return nil, systemError("the request header field " + name + " is missing")
 		}
@@ -66,7 +66,7 @@ func (n *Namesrv) putKVConfig(_ *remoting.Conn, req *remoting.Command) *remoting
 	if bad != nil {
 		return bad
 	}
-	value, ok := req.ExtFields["value"]
+	value, ok := req.ExtFields.Get("value")
 	if !ok {
 		return systemError("the request header field value is missing")
 	}

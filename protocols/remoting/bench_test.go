@@ -37,7 +37,7 @@ func BenchmarkEncodeJSON(b *testing.B) {
 		buf := make([]byte, 0, 4096)
 		b.ReportAllocs()
 		for b.Loop() {
-			h, err := json.Marshal(stdHeader{c.Code, c.Language.String(), c.Version, c.Opaque, c.Flag, c.Remark, c.ExtFields})
+			h, err := json.Marshal(stdHeader{c.Code, c.Language.String(), c.Version, c.Opaque, c.Flag, c.Remark, c.ExtFields.Map()})
 			if err != nil {
 				b.Fatal(err)
 			}

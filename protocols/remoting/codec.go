@@ -19,7 +19,7 @@ const (
 	// binaryFixedLen is the fixed part of a ROCKETMQ header: code, language,
 	// version, opaque, flag, remark length and ext length.
 	binaryFixedLen = 2 + 1 + 2 + 4 + 4 + 4 + 4
-	// maxExtFields bounds the ext map a peer can make us build: real headers have
+	// maxExtFields bounds the ext fields a peer can make us build: real headers have
 	// a few dozen fields, and the map costs several times its header bytes.
 	maxExtFields = 1 << 16
 )
@@ -200,7 +200,8 @@ func appendBinaryHeader(dst []byte, c *Command, opaque, flag int32) ([]byte, err
 	dst = append(dst, c.Remark...)
 	extAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	for k, v := range c.ExtFields {
+	for _, f := range c.ExtFields {
+		k, v := f.Key, f.Value
 		if len(k) > math.MaxInt16 || len(v) > MaxHeaderLen {
 			return dst, fmt.Errorf("remoting: ext field %.32q too long", k)
 		}
@@ -217,7 +218,7 @@ func appendBinaryHeader(dst []byte, c *Command, opaque, flag int32) ([]byte, err
 }
 
 // decodeBinaryHeader decodes a ROCKETMQ header. Strings are substrings of one
-// copy of the header, so a header costs one string allocation plus the map.
+// copy of the header, so a header costs one string allocation plus the fields.
 func decodeBinaryHeader(h []byte, c *Command) error {
 	if len(h) < binaryFixedLen {
 		return protoErr("ROCKETMQ header of %d bytes is shorter than %d", len(h), binaryFixedLen)
@@ -249,7 +250,7 @@ func decodeBinaryHeader(h []byte, c *Command) error {
 	if extLen == 0 {
 		return nil
 	}
-	// Validate and count the entries first, so the map is sized once.
+	// Validate and count the entries first, so the slice is sized once.
 	n := 0
 	for p := pos; p < len(h); n++ {
 		if len(h)-p < 2 {
@@ -271,13 +272,13 @@ func decodeBinaryHeader(h []byte, c *Command) error {
 	if n > maxExtFields {
 		return protoErr("%d ext fields, more than %d", n, maxExtFields)
 	}
-	c.ExtFields = make(map[string]string, n)
+	c.ExtFields = make(Fields, 0, n)
 	for pos < len(h) {
 		kl := int(be.Uint16(h[pos:]))
 		k := s[pos+2 : pos+2+kl]
 		pos += 2 + kl
 		vl := int(be.Uint32(h[pos:]))
-		c.ExtFields[k] = s[pos+4 : pos+4+vl]
+		c.ExtFields = append(c.ExtFields, Field{k, s[pos+4 : pos+4+vl]})
 		pos += 4 + vl
 	}
 	return nil

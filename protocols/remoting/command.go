@@ -41,7 +41,7 @@ type Command struct {
 	Opaque    int32
 	Flag      int32
 	Remark    string
-	ExtFields map[string]string
+	ExtFields Fields
 	Body      []byte
 	// BodyParts, used when Body is nil, is a body in several slices that a
 	// connection writes in order without copying them together (a pull answers
@@ -58,8 +58,15 @@ type Command struct {
 	SerializeType SerializeType
 }
 
-// NewRequest returns a request command. ext may be nil.
+// NewRequest returns a request command. ext may be nil; its fields are
+// written in key order, so a request encodes the same way every time.
 func NewRequest(code int16, ext map[string]string, body []byte) *Command {
+	return &Command{Code: code, Language: LangGo, Version: Version, ExtFields: FieldsOf(ext), Body: body}
+}
+
+// NewRequestFields returns a request command with the given ext fields (not
+// copied).
+func NewRequestFields(code int16, ext Fields, body []byte) *Command {
 	return &Command{Code: code, Language: LangGo, Version: Version, ExtFields: ext, Body: body}
 }
 
@@ -76,20 +83,18 @@ func (c *Command) IsResponse() bool { return c.Flag&FlagResponse != 0 }
 func (c *Command) IsOneway() bool { return c.Flag&FlagOneway != 0 }
 
 // Ext returns the ext field or "".
-func (c *Command) Ext(key string) string { return c.ExtFields[key] }
-
-// SetExt sets an ext field, allocating the map on first use.
-func (c *Command) SetExt(key, value string) {
-	if c.ExtFields == nil {
-		c.ExtFields = make(map[string]string, 4)
-	}
-	c.ExtFields[key] = value
+func (c *Command) Ext(key string) string {
+	v, _ := c.ExtFields.Get(key)
+	return v
 }
+
+// SetExt sets an ext field.
+func (c *Command) SetExt(key, value string) { c.ExtFields.Set(key, value) }
 
 // ExtInt64 parses an integer ext field; ok is false if missing or malformed.
 func (c *Command) ExtInt64(key string) (int64, bool) {
-	v, ok := c.ExtFields[key]
-	if !ok {
+	v, ok := c.ExtFields.Get(key)
+	if !ok || v == "" {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
@@ -101,8 +106,8 @@ func (c *Command) ExtInt64(key string) (int64, bool) {
 
 // ExtInt32 parses a 32-bit integer ext field.
 func (c *Command) ExtInt32(key string) (int32, bool) {
-	v, ok := c.ExtFields[key]
-	if !ok {
+	v, ok := c.ExtFields.Get(key)
+	if !ok || v == "" {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(v, 10, 32)
@@ -114,6 +119,6 @@ func (c *Command) ExtInt32(key string) (int32, bool) {
 
 // ExtBool parses a boolean ext field ("true"/"false"); missing is false.
 func (c *Command) ExtBool(key string) bool {
-	v := c.ExtFields[key]
+	v := c.Ext(key)
 	return v == "true" || v == "TRUE" || v == "True"
 }

@@ -22,7 +22,7 @@ func seedFrames(t testing.TB) map[string][]byte {
 	sendBin := *send
 	sendBin.SerializeType = RocketMQ
 	resp := &Command{Code: PullNotFound, Flag: FlagResponse, Opaque: 9, Remark: "no new message", Language: LangJava, Version: 409,
-		ExtFields: map[string]string{"nextBeginOffset": "12", "minOffset": "0", "maxOffset": "12", "suggestWhichBrokerId": "0"}}
+		ExtFields: FieldsOf(map[string]string{"nextBeginOffset": "12", "minOffset": "0", "maxOffset": "12", "suggestWhichBrokerId": "0"})}
 	respBin := *resp
 	respBin.SerializeType = RocketMQ
 	two := append(mustEncode(t, &Command{Code: HeartBeat, Body: []byte(`{"clientID":"c"}`)}), mustEncode(t, &respBin)...)

@@ -39,14 +39,14 @@ func appendJSONHeader(dst []byte, c *Command, opaque, flag int32) []byte {
 	dst = body.AppendStringRaw(dst, c.Remark)
 	dst = append(dst, `,"extFields":{`...)
 	first := true
-	for k, v := range c.ExtFields {
+	for _, f := range c.ExtFields {
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = body.AppendStringRaw(dst, k)
+		dst = body.AppendStringRaw(dst, f.Key)
 		dst = append(dst, ':')
-		dst = body.AppendStringRaw(dst, v)
+		dst = body.AppendStringRaw(dst, f.Value)
 	}
 	return append(dst, "}}"...)
 }
@@ -231,9 +231,9 @@ func (p *jsonParser) extFields(c *Command) error {
 		return nil
 	}
 	// Colons bound the member count (values may hold more); the cap keeps a
-	// hostile header from sizing a huge map up front.
+	// hostile header from sizing a huge slice up front.
 	if c.ExtFields == nil {
-		c.ExtFields = make(map[string]string, min(strings.Count(p.s[p.i:], ":"), 32))
+		c.ExtFields = make(Fields, 0, min(strings.Count(p.s[p.i:], ":"), 32))
 	}
 	for {
 		if p.next() != '"' {
@@ -252,7 +252,7 @@ func (p *jsonParser) extFields(c *Command) error {
 		}
 		// null means "not set", as for Java's map of strings.
 		if ok {
-			c.ExtFields[k] = v
+			c.ExtFields = append(c.ExtFields, Field{k, v})
 			if len(c.ExtFields) > maxExtFields {
 				return p.errorf("more than %d ext fields", maxExtFields)
 			}

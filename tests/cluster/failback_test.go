@@ -49,9 +49,9 @@ func (r *remote) offset(addr string, code int16, ext map[string]string) int64 {
 	if err != nil {
 		return -1
 	}
-	off, err := strconv.ParseInt(resp.ExtFields["offset"], 10, 64)
+	off, err := strconv.ParseInt(resp.Ext("offset"), 10, 64)
 	if err != nil {
-		r.t.Fatalf("offset %q: %v", resp.ExtFields["offset"], err)
+		r.t.Fatalf("offset %q: %v", resp.Ext("offset"), err)
 	}
 	return off
 }
@@ -100,7 +100,7 @@ func (r *remote) consumeLikeJavaClient(addr, group, topic string, queues int) (m
 			if err != nil {
 				t.Fatalf("pull queue %d: %v", q, err)
 			}
-			n, _ := strconv.ParseInt(resp.ExtFields["nextBeginOffset"], 10, 64)
+			n, _ := strconv.ParseInt(resp.Ext("nextBeginOffset"), 10, 64)
 			if n <= off {
 				t.Fatalf("pull queue %d at %d: no progress (next %d, max %d)", q, off, n, hi)
 			}

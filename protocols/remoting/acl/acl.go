@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +182,7 @@ func (v *Validator) Check(remote net.Addr, req *remoting.Command) error {
 			return nil
 		}
 	}
-	ak, ok := req.ExtFields[AccessKeyField]
+	ak, ok := req.ExtFields.Get(AccessKeyField)
 	if !ok {
 		return &Denied{Reason: "No accessKey is configured"}
 	}
@@ -289,19 +290,19 @@ var contentBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 // (the Signature field left out, and uniqueKeyQueryFlag too unless
 // withUniqueFlag) followed by its body, into dst.
 func signature(a *account, req *remoting.Command, withUniqueFlag bool, dst *[28]byte) {
-	var keyBuf [32]string
-	keys := keyBuf[:0]
-	for k := range req.ExtFields {
-		if k == SignatureField || (k == uniqueKeyQueryFlag && !withUniqueFlag) {
+	var fieldBuf [32]remoting.Field
+	fields := fieldBuf[:0]
+	for _, f := range req.ExtFields.Unique() {
+		if f.Key == SignatureField || (f.Key == uniqueKeyQueryFlag && !withUniqueFlag) {
 			continue
 		}
-		keys = append(keys, k)
+		fields = append(fields, f)
 	}
-	slices.Sort(keys)
+	slices.SortFunc(fields, func(a, b remoting.Field) int { return strings.Compare(a.Key, b.Key) })
 	bp := contentBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
-	for _, k := range keys {
-		buf = append(buf, req.ExtFields[k]...)
+	for _, f := range fields {
+		buf = append(buf, f.Value...)
 	}
 	m := a.mac()
 	m.Write(buf)
@@ -317,13 +318,13 @@ func signature(a *account, req *remoting.Command, withUniqueFlag bool, dst *[28]
 }
 
 func verify(a *account, req *remoting.Command) bool {
-	got := req.ExtFields[SignatureField]
+	got := req.Ext(SignatureField)
 	var want [28]byte
 	signature(a, req, false, &want)
 	if subtle.ConstantTimeCompare([]byte(got), want[:]) == 1 {
 		return true
 	}
-	if _, ok := req.ExtFields[uniqueKeyQueryFlag]; ok {
+	if req.ExtFields.Has(uniqueKeyQueryFlag) {
 		signature(a, req, true, &want)
 		return subtle.ConstantTimeCompare([]byte(got), want[:]) == 1
 	}
@@ -349,14 +350,11 @@ func Signer(c Credentials) (func(*remoting.Command) *remoting.Command, error) {
 	a := &account{accessKey: c.AccessKey, secret: []byte(c.SecretKey)}
 	return func(req *remoting.Command) *remoting.Command {
 		signed := *req
-		signed.ExtFields = make(map[string]string, len(req.ExtFields)+2)
-		for k, v := range req.ExtFields {
-			signed.ExtFields[k] = v
-		}
-		signed.ExtFields[AccessKeyField] = c.AccessKey
+		signed.ExtFields = req.ExtFields.Clone(2)
+		signed.ExtFields.Set(AccessKeyField, c.AccessKey)
 		var sig [28]byte
 		signature(a, &signed, true, &sig)
-		signed.ExtFields[SignatureField] = string(sig[:])
+		signed.ExtFields.Set(SignatureField, string(sig[:]))
 		return &signed
 	}, nil
 }

@@ -191,7 +191,7 @@ func TestSignerIsVerified(t *testing.T) {
 	ext := map[string]string{"topic": "topicC", "consumerGroup": "groupB", uniqueKeyQueryFlag: "true"}
 	req := remoting.NewRequest(remoting.PullMessage, ext, []byte("body"))
 	signed := sign(req)
-	if _, ok := req.ExtFields[SignatureField]; ok {
+	if _, ok := req.ExtFields.Get(SignatureField); ok {
 		t.Fatal("Signer modified the request it was given")
 	}
 	if err := v.Check(tcp("127.0.0.1"), signed); err != nil {
@@ -200,7 +200,7 @@ func TestSignerIsVerified(t *testing.T) {
 	// RocketMQ's broker leaves the unique-key flag out of the content.
 	ext2 := map[string]string{"topic": "topicC", "consumerGroup": "groupB"}
 	r2 := signedLikeClient("normalAK", "normalSK", remoting.PullMessage, ext2, nil)
-	r2.ExtFields[uniqueKeyQueryFlag] = "true"
+	r2.ExtFields.Set(uniqueKeyQueryFlag, "true")
 	if err := v.Check(tcp("127.0.0.1"), r2); err != nil {
 		t.Fatalf("unique-key flag outside the signature: %v", err)
 	}

@@ -193,33 +193,33 @@ func Classified(code int16) bool {
 // resourcesOf lists what req needs, RocketMQ's table (PlainAccessValidator)
 // plus batch and reply sends, which 4.9.8 leaves unchecked.
 func resourcesOf(role Role, req *remoting.Command, n *needs) {
-	ext := req.ExtFields
+	ext := req.Ext
 	if role == Namesrv {
 		if req.Code == remoting.GetRouteInfoByTopic {
-			n.add(ext["topic"], false, Any)
+			n.add(ext("topic"), false, Any)
 		}
 		return
 	}
 	switch req.Code {
 	case remoting.SendMessage, remoting.SendReplyMessage:
-		if t := ext["topic"]; strings.HasPrefix(t, retryPrefix) {
-			n.add(ext["producerGroup"], true, Sub)
+		if t := ext("topic"); strings.HasPrefix(t, retryPrefix) {
+			n.add(ext("producerGroup"), true, Sub)
 		} else {
 			n.add(t, false, Pub)
 		}
 	case remoting.SendMessageV2, remoting.SendBatchMessage, remoting.SendReplyMessageV2:
-		if t := ext["b"]; strings.HasPrefix(t, retryPrefix) {
-			n.add(ext["a"], true, Sub)
+		if t := ext("b"); strings.HasPrefix(t, retryPrefix) {
+			n.add(ext("a"), true, Sub)
 		} else {
 			n.add(t, false, Pub)
 		}
 	case remoting.ConsumerSendMsgBack:
-		n.add(ext["group"], true, Sub)
+		n.add(ext("group"), true, Sub)
 	case remoting.PullMessage:
-		n.add(ext["topic"], false, Sub)
-		n.add(ext["consumerGroup"], true, Sub)
+		n.add(ext("topic"), false, Sub)
+		n.add(ext("consumerGroup"), true, Sub)
 	case remoting.QueryMessage:
-		n.add(ext["topic"], false, Sub)
+		n.add(ext("topic"), false, Sub)
 	case remoting.HeartBeat:
 		for _, c := range gjson.GetBytes(req.Body, "consumerDataSet").Array() {
 			n.add(c.Get("groupName").String(), true, Sub)
@@ -228,9 +228,9 @@ func resourcesOf(role Role, req *remoting.Command, n *needs) {
 			}
 		}
 	case remoting.UnregisterClient, remoting.GetConsumerListByGroup:
-		n.add(ext["consumerGroup"], true, Sub)
+		n.add(ext("consumerGroup"), true, Sub)
 	case remoting.UpdateConsumerOffset:
-		n.add(ext["consumerGroup"], true, Sub)
-		n.add(ext["topic"], false, Sub)
+		n.add(ext("consumerGroup"), true, Sub)
+		n.add(ext("topic"), false, Sub)
 	}
 }

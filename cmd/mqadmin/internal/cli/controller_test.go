@@ -249,16 +249,16 @@ func TestElectMasterOutput(t *testing.T) {
 	var got map[string]string
 	srv.Handle(remoting.ControllerGetMetadataInfo, func(_ *remoting.Conn, _ *remoting.Command) *remoting.Command {
 		r := remoting.NewResponse(remoting.Success, "")
-		r.ExtFields = map[string]string{"group": "g", "controllerLeaderId": "n0", "controllerLeaderAddress": addr,
-			"isLeader": "true", "peers": "n0:" + addr + ";"}
+		r.ExtFields = remoting.FieldsOf(map[string]string{"group": "g", "controllerLeaderId": "n0", "controllerLeaderAddress": addr,
+			"isLeader": "true", "peers": "n0:" + addr + ";"})
 		return r
 	})
 	srv.Handle(remoting.ControllerElectMaster, func(_ *remoting.Conn, req *remoting.Command) *remoting.Command {
 		mu.Lock()
-		got = req.ExtFields
+		got = req.ExtFields.Map()
 		mu.Unlock()
 		r := remoting.NewResponse(remoting.Success, "")
-		r.ExtFields = map[string]string{"masterBrokerId": "2", "masterAddress": "127.0.0.1:30921", "masterEpoch": "3", "syncStateSetEpoch": "4"}
+		r.ExtFields = remoting.FieldsOf(map[string]string{"masterBrokerId": "2", "masterAddress": "127.0.0.1:30921", "masterEpoch": "3", "syncStateSetEpoch": "4"})
 		r.Body = []byte(`{"brokerMemberGroup":{"brokerAddrs":{2:"127.0.0.1:30921",1:"127.0.0.1:30911"},"brokerName":"broker-a","cluster":"DefaultCluster"},"syncStateSet":[2]}`)
 		return r
 	})
