@@ -60,6 +60,9 @@ func (s *Store) fileFor(n int64) (*mappedFile, error) {
 		}
 		if wrote < last.size {
 			// END_OF_FILE: the rest of the file is one blank record.
+			if last.wbuf == nil {
+				last.claimWrite(last.size)
+			}
 			message.PutBlankRecord(last.appendArea()[wrote:], int32(last.size-wrote))
 			last.setAppendPos(last.size)
 		}
@@ -234,6 +237,9 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	// offset synced (releasing this put with PUT_OK) before they are readable.
 	if s.syncFlush {
 		s.pendMu.Lock()
+	}
+	if mf.wbuf == nil {
+		mf.claimWrite(pos + int64(total))
 	}
 	copy(mf.appendArea()[pos:], buf)
 	mf.setAppendPos(pos + int64(total))

@@ -52,7 +52,10 @@ type mappedFile struct {
 	staged   atomic.Int64
 	released int64 // wbuf pages below this are handed back to the OS
 
-	warmed atomic.Int64 // pages below this are faulted in (warm.go)
+	// Pages below warmed are zero-filled ahead of the writer or claimed by
+	// it; the warmer writes only above it, holding warmMu (warm.go).
+	warmMu sync.Mutex
+	warmed atomic.Int64
 
 	// Bytes below allocated have blocks behind them, so writes through the
 	// mapping there cannot fault on a full disk. Whole files are allocated

@@ -122,6 +122,7 @@ func (s *Store) AppendRaw(offset int64, data []byte) error {
 		return fmt.Errorf("%w: %d bytes at %d cross the end of the file at %d (master and slave must use the same mappedFileSizeCommitLog)",
 			storage.ErrDiverged, len(data), offset, mf.from+mf.size)
 	}
+	mf.claimWrite(pos + int64(len(data)))
 	copy(mf.data[pos:], data)
 	mf.wrote.Store(pos + int64(len(data)))
 	return s.reputReplica()

@@ -51,8 +51,6 @@ type Store struct {
 	commitMu    sync.Mutex // write buffer commits (writebuffer.go)
 	lastBatch   int        // group commit loop: entries its last fsync covered
 	warmWake    chan struct{}
-	// warmUnsupported: the kernel refused MADV_POPULATE_WRITE (warm.go).
-	warmUnsupported atomic.Bool
 
 	lockFile *os.File
 	cl       *commitLog
