@@ -125,6 +125,9 @@ func (s *Store) AppendRaw(offset int64, data []byte) error {
 	mf.claimWrite(pos + int64(len(data)))
 	copy(mf.data[pos:], data)
 	mf.wrote.Store(pos + int64(len(data)))
+	if mf.warmNeeded(pos + int64(len(data))) {
+		s.wakeWarmer()
+	}
 	return s.reputReplica()
 }
 
