@@ -227,7 +227,7 @@ func (b *Broker) callConsumer(req *remoting.Command, group, clientID string) *re
 	if target == nil {
 		return remoting.NewResponse(remoting.SystemError, "The Consumer <"+group+"> <"+clientID+"> not online")
 	}
-	relay := remoting.NewRequestFields(req.Code, req.ExtFields, req.Body)
+	relay := remoting.NewRequestFields(req.Code, req.ExtFields.Clone(0), req.Body)
 	ctx, cancel := context.WithTimeout(context.Background(), callClientTimeout)
 	defer cancel()
 	resp, err := target.Invoke(ctx, relay)

@@ -64,8 +64,9 @@ func NewRequest(code int16, ext map[string]string, body []byte) *Command {
 	return &Command{Code: code, Language: LangGo, Version: Version, ExtFields: FieldsOf(ext), Body: body}
 }
 
-// NewRequestFields returns a request command with the given ext fields (not
-// copied).
+// NewRequestFields returns a request command with the given ext fields, not
+// copied: Set and Del change them in place, so give it fields nobody else
+// uses (Clone them otherwise).
 func NewRequestFields(code int16, ext Fields, body []byte) *Command {
 	return &Command{Code: code, Language: LangGo, Version: Version, ExtFields: ext, Body: body}
 }

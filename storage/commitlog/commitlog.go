@@ -61,6 +61,8 @@ func (s *Store) fileFor(n int64) (*mappedFile, error) {
 		if wrote < last.size {
 			// END_OF_FILE: the rest of the file is one blank record.
 			if last.wbuf == nil {
+				// The whole rest: this also stops a warmer still filling
+				// this file, so it turns to the next one.
 				last.claimWrite(last.size)
 			}
 			message.PutBlankRecord(last.appendArea()[wrote:], int32(last.size-wrote))

@@ -114,12 +114,14 @@ func (s *Store) warmFile(mf *mappedFile) {
 			}
 			return nil
 		})
-		if err == nil {
-			mf.warmed.Store(to)
+		if err != nil {
+			// Only a cost: the writer faults the pages in itself. The whole
+			// file counts as warmed, so no later wake tries it again.
+			to = mf.size
 		}
+		mf.warmed.Store(to)
 		mf.warmMu.Unlock()
 		if err != nil {
-			// Only a cost: the writer faults the pages in itself.
 			s.log.Debug().Err(err).Str("file", mf.path).Msg("commit-log warming stopped for this file")
 			return
 		}

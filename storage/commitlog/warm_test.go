@@ -69,3 +69,61 @@ func TestWarmerNeverZeroesRecords(t *testing.T) {
 	defer closeT(t, s)
 	check(s, "after restart")
 }
+
+// The same race on a slave: replicated bytes arrive through AppendRaw in
+// chunks that end anywhere, while a warmer fills ahead of them.
+func TestWarmerNeverZeroesReplicatedBytes(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.MappedFileSizeCommitLog = 2 << 20
+	master := openT(t, opts)
+	defer closeT(t, master)
+	so := testOptions(t.TempDir())
+	so.MappedFileSizeCommitLog = opts.MappedFileSizeCommitLog
+	so.BrokerRole = storage.RoleSlave
+	slave := openT(t, so)
+	defer closeT(t, slave)
+	const n = 1500
+	body := func(i int) string { return fmt.Sprintf("%d-", i) + strings.Repeat("r", (i*4099)%9000+1) }
+	for i := range n {
+		if r := master.Put(storetest.Msg("WARMREPL", int32(i%2), body(i), "")); r.Status != storage.PutOK {
+			t.Fatalf("put: %v %v", r.Status, r.Err)
+		}
+	}
+	var stop atomic.Bool
+	var warmers sync.WaitGroup
+	warmers.Add(1)
+	go func() {
+		defer warmers.Done()
+		for !stop.Load() {
+			slave.warmFile(slave.cl.q.last())
+		}
+	}()
+	for off, chunk := int64(0), 1; off < master.MaxPhyOffset(); chunk = chunk*7%12289 + 1 {
+		data, release, err := master.ReadRaw(off, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) == 0 {
+			t.Fatalf("no bytes at %d of %d", off, master.MaxPhyOffset())
+		}
+		err = slave.AppendRaw(off, data)
+		release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		off += int64(len(data))
+	}
+	stop.Store(true)
+	warmers.Wait()
+	for q := range int32(2) {
+		got := storetest.ReadAll(t, slave, "WARMREPL", q, 0)
+		if len(got) != n/2 {
+			t.Fatalf("slave queue %d holds %d messages, want %d", q, len(got), n/2)
+		}
+		for j, m := range got {
+			if string(m.Body) != body(j*2+int(q)) {
+				t.Fatalf("slave queue %d message %d differs", q, j)
+			}
+		}
+	}
+}
