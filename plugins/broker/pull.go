@@ -257,8 +257,7 @@ func getStatusName(st storage.GetStatus) string {
 // offset whatever the code.
 func (b *Broker) pullResponse(code int16, res *storage.GetResult, h *pullHeader) *remoting.Command {
 	resp := remoting.NewResponse(code, getStatusName(res.Status))
-	resp.ExtFields = pullExt(res.NextBeginOffset, res.MinOffset, res.MaxOffset)
-	resp.ExtFields.Set("suggestWhichBrokerId", b.suggestBrokerID(res))
+	resp.ExtFields = pullExt(res.NextBeginOffset, res.MinOffset, res.MaxOffset, b.suggestBrokerID(res))
 	b.stats.recordGet(code == remoting.Success, len(res.Records))
 	if code == remoting.Success {
 		b.stats.keyed.recordGet(h.topic, h.group, len(res.Records), res.TotalBytes)
@@ -278,16 +277,17 @@ func (b *Broker) pullResponse(code int16, res *storage.GetResult, h *pullHeader)
 // pullNotFound answers a parked pull at shutdown without reading messages.
 func (b *Broker) pullNotFound(h *pullHeader, offset int64) *remoting.Command {
 	resp := remoting.NewResponse(remoting.PullNotFound, "OFFSET_OVERFLOW_ONE")
-	resp.ExtFields = pullExt(offset, b.store.MinOffset(h.topic, h.queueID), b.store.MaxOffset(h.topic, h.queueID))
+	resp.ExtFields = pullExt(offset, b.store.MinOffset(h.topic, h.queueID), b.store.MaxOffset(h.topic, h.queueID), "0")
 	return resp
 }
 
-func pullExt(next, minOff, maxOff int64) remoting.Fields {
+// pullExt is a pull answer's header; suggest is suggestWhichBrokerId ("0",
+// the master, unless suggestBrokerID says otherwise).
+func pullExt(next, minOff, maxOff int64, suggest string) remoting.Fields {
 	return remoting.Fields{
 		{Key: "nextBeginOffset", Value: strconv.FormatInt(next, 10)},
 		{Key: "minOffset", Value: strconv.FormatInt(minOff, 10)},
 		{Key: "maxOffset", Value: strconv.FormatInt(maxOff, 10)},
-		// The master, unless pullResponse says otherwise (slaveReadEnable).
-		{Key: "suggestWhichBrokerId", Value: "0"},
+		{Key: "suggestWhichBrokerId", Value: suggest},
 	}
 }

@@ -46,7 +46,7 @@ func TestPullStatusBoundaries(t *testing.T) {
 			t.Errorf("%s: nextBeginOffset %d, want %d", c.name, got, c.next)
 		}
 		for _, k := range []string{"minOffset", "maxOffset", "suggestWhichBrokerId"} {
-			if _, ok := resp.ExtFields.Get(k); !ok {
+			if !resp.ExtFields.Has(k) {
 				t.Errorf("%s: ext %s missing", c.name, k)
 			}
 		}
@@ -234,7 +234,7 @@ func TestShutdownAnswersParkedPulls(t *testing.T) {
 		if resp == nil || resp.Code != remoting.PullNotFound {
 			t.Fatalf("pull %d at shutdown: %+v", i, resp)
 		}
-		if _, ok := resp.ExtFields.Get("nextBeginOffset"); !ok {
+		if !resp.ExtFields.Has("nextBeginOffset") {
 			t.Fatalf("pull %d at shutdown: no nextBeginOffset", i)
 		}
 	}

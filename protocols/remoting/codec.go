@@ -19,8 +19,8 @@ const (
 	// binaryFixedLen is the fixed part of a ROCKETMQ header: code, language,
 	// version, opaque, flag, remark length and ext length.
 	binaryFixedLen = 2 + 1 + 2 + 4 + 4 + 4 + 4
-	// maxExtFields bounds the ext fields a peer can make us build: real headers have
-	// a few dozen fields, and the map costs several times its header bytes.
+	// maxExtFields bounds the ext fields a peer can make us build: real headers
+	// have a few dozen, and every lookup scans them (fields.go).
 	maxExtFields = 1 << 16
 )
 

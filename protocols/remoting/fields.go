@@ -19,7 +19,8 @@ type Field struct {
 // needs one allocation instead of a map's several.
 //
 // A header may name a key twice (JSON allows it); as with RocketMQ's map the
-// last value counts: Get scans from the end and Unique drops earlier copies.
+// last value counts: Get scans from the end (the ACL signature keeps only
+// the last copy too).
 // Encoding writes the fields as they are, and every decoder, ours included,
 // again keeps the last.
 type Fields []Field
@@ -69,46 +70,6 @@ func (f Fields) Clone(extra int) Fields {
 	c := make(Fields, len(f), len(f)+extra)
 	copy(c, f)
 	return c
-}
-
-// Unique returns the fields with only the last copy of each key, in their
-// order; f itself when no key repeats.
-func (f Fields) Unique() Fields {
-	dup := false
-	if len(f) <= 32 {
-	scan:
-		for i := range f {
-			for j := i + 1; j < len(f); j++ {
-				if f[i].Key == f[j].Key {
-					dup = true
-					break scan
-				}
-			}
-		}
-	} else {
-		seen := make(map[string]struct{}, len(f))
-		for _, e := range f {
-			if _, ok := seen[e.Key]; ok {
-				dup = true
-				break
-			}
-			seen[e.Key] = struct{}{}
-		}
-	}
-	if !dup {
-		return f
-	}
-	last := make(map[string]int, len(f))
-	for i, e := range f {
-		last[e.Key] = i
-	}
-	u := make(Fields, 0, len(last))
-	for i, e := range f {
-		if last[e.Key] == i {
-			u = append(u, e)
-		}
-	}
-	return u
 }
 
 // Map returns the fields as a map (the last value of a repeated key).

@@ -13,9 +13,6 @@ func TestFieldsLastValueCounts(t *testing.T) {
 	if _, ok := f.Get("c"); ok || f.Has("c") {
 		t.Fatal("missing key reported present")
 	}
-	if got, want := f.Unique(), (Fields{{Key: "b", Value: "2"}, {Key: "a", Value: "3"}}); !reflect.DeepEqual(got, want) {
-		t.Fatalf("Unique = %v, want %v", got, want)
-	}
 	if m := f.Map(); len(m) != 2 || m["a"] != "3" {
 		t.Fatalf("Map = %v", m)
 	}
@@ -37,22 +34,6 @@ func TestFieldsLastValueCounts(t *testing.T) {
 	}
 	if got := FieldsOf(map[string]string{"y": "1", "x": "2"}); got[0].Key != "x" || got[1].Key != "y" {
 		t.Fatalf("FieldsOf not in key order: %v", got)
-	}
-}
-
-func TestFieldsUniqueManyKeys(t *testing.T) {
-	var f Fields
-	for i := range 100 {
-		f = append(f, Field{Key: string(rune('A' + i%50)), Value: string(rune('a' + i/50))})
-	}
-	u := f.Unique()
-	if len(u) != 50 {
-		t.Fatalf("Unique kept %d fields, want 50", len(u))
-	}
-	for _, e := range u {
-		if e.Value != "b" {
-			t.Fatalf("Unique kept an earlier value: %v", e)
-		}
 	}
 }
 

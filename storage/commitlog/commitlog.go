@@ -60,11 +60,9 @@ func (s *Store) fileFor(n int64) (*mappedFile, error) {
 		}
 		if wrote < last.size {
 			// END_OF_FILE: the rest of the file is one blank record.
-			if last.wbuf == nil {
-				// The whole rest: this also stops a warmer still filling
-				// this file, so it turns to the next one.
-				last.claimWrite(last.size)
-			}
+			// The whole rest: this also stops a warmer still filling this
+			// file, so it turns to the next one.
+			last.claimWrite(last.size)
 			message.PutBlankRecord(last.appendArea()[wrote:], int32(last.size-wrote))
 			last.setAppendPos(last.size)
 		}
@@ -240,9 +238,7 @@ func (s *Store) put(ms []message.Message, batch bool) storage.PutResult {
 	if s.syncFlush {
 		s.pendMu.Lock()
 	}
-	if mf.wbuf == nil {
-		mf.claimWrite(pos + int64(total))
-	}
+	mf.claimWrite(pos + int64(total))
 	copy(mf.appendArea()[pos:], buf)
 	mf.setAppendPos(pos + int64(total))
 	if mf.warmNeeded(pos + int64(total)) {

@@ -46,9 +46,10 @@ func (m *mappedFile) warmNeeded(pos int64) bool {
 }
 
 // claimWrite keeps the warmer from ever zero-filling below end: call it
-// before writing through the mapping up to end (put lock).
+// before writing up to end (put lock). Appends to a write buffer go to
+// anonymous memory and need no claim.
 func (m *mappedFile) claimWrite(end int64) {
-	if end <= m.warmed.Load() {
+	if m.wbuf != nil || end <= m.warmed.Load() {
 		return
 	}
 	m.warmMu.Lock()

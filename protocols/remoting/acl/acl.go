@@ -292,16 +292,21 @@ var contentBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 func signature(a *account, req *remoting.Command, withUniqueFlag bool, dst *[28]byte) {
 	var fieldBuf [32]remoting.Field
 	fields := fieldBuf[:0]
-	for _, f := range req.ExtFields.Unique() {
+	for _, f := range req.ExtFields {
 		if f.Key == SignatureField || (f.Key == uniqueKeyQueryFlag && !withUniqueFlag) {
 			continue
 		}
 		fields = append(fields, f)
 	}
-	slices.SortFunc(fields, func(a, b remoting.Field) int { return strings.Compare(a.Key, b.Key) })
+	// Stable, so of a key named twice the last copy sorts last: only it
+	// counts, as in the client's map (remoting.Fields).
+	slices.SortStableFunc(fields, func(a, b remoting.Field) int { return strings.Compare(a.Key, b.Key) })
 	bp := contentBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
-	for _, f := range fields {
+	for i, f := range fields {
+		if i+1 < len(fields) && fields[i+1].Key == f.Key {
+			continue
+		}
 		buf = append(buf, f.Value...)
 	}
 	m := a.mac()

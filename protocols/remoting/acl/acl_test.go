@@ -133,6 +133,18 @@ func TestCheck(t *testing.T) {
 			r.Body = []byte("y")
 			return r
 		}(), "Check signature failed"},
+		// A key named twice counts with its last value, for the signature
+		// and for the permission alike (remoting.Fields).
+		{"an earlier copy of a key is ignored", from, func() *remoting.Command {
+			r := signedLikeClient("normalAK", "normalSK", remoting.SendMessageV2, sendV2("topicB", "PG"), []byte("x"))
+			r.ExtFields = append(remoting.Fields{{Key: "b", Value: "topicC"}}, r.ExtFields...)
+			return r
+		}(), ""},
+		{"a later copy of a key counts", from, func() *remoting.Command {
+			r := signedLikeClient("normalAK", "normalSK", remoting.SendMessageV2, sendV2("topicB", "PG"), []byte("x"))
+			r.ExtFields = append(r.ExtFields, remoting.Field{Key: "b", Value: "topicC"})
+			return r
+		}(), "Check signature failed"},
 		{"publish allowed", from, signedLikeClient("normalAK", "normalSK", remoting.SendMessageV2, sendV2("topicB", "PG"), []byte("x")), ""},
 		{"publish on SUB topic", from, signedLikeClient("normalAK", "normalSK", remoting.SendMessageV2, sendV2("topicC", "PG"), []byte("x")), "No permission for topic topicC"},
 		{"publish by default DENY", from, signedLikeClient("normalAK", "normalSK", remoting.SendBatchMessage, sendV2("other", "PG"), []byte("x")), "No permission for topic other"},
@@ -191,7 +203,7 @@ func TestSignerIsVerified(t *testing.T) {
 	ext := map[string]string{"topic": "topicC", "consumerGroup": "groupB", uniqueKeyQueryFlag: "true"}
 	req := remoting.NewRequest(remoting.PullMessage, ext, []byte("body"))
 	signed := sign(req)
-	if _, ok := req.ExtFields.Get(SignatureField); ok {
+	if req.ExtFields.Has(SignatureField) {
 		t.Fatal("Signer modified the request it was given")
 	}
 	if err := v.Check(tcp("127.0.0.1"), signed); err != nil {
